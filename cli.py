@@ -1,0 +1,293 @@
+"""colorquant's command line: every command a person types.
+
+Each command parses its options and hands over to a plain function in ``pipeline/`` or
+``worker/``. Nothing here imports numpy or scikit-learn, so ``--help`` and the job commands
+answer at once.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.discover import InputError, resolve_roots
+from pipeline.params import QuantizeParams, parse_sample
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+
+app = typer.Typer(
+    name="colorquant",
+    help="Reduce every photo in a folder to a K-colour palette with k-means: an indexed PNG "
+    "plus its palette JSON per image, on this machine or on Celery workers.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+err = Console(stderr=True, highlight=False)
+
+#: Exit codes, as scripts rely on them.
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Image files or folders; folders are walked recursively.", show_default=False
+    ),
+]
+OutOpt = Annotated[
+    Path, typer.Option("-o", "--out", help="Output folder; it mirrors the input tree.")
+]
+KOpt = Annotated[
+    int,
+    typer.Option(
+        "-k",
+        "--colors",
+        min=MIN_COLORS,
+        max=MAX_COLORS,
+        help=f"Palette size, {MIN_COLORS}–{MAX_COLORS}.",
+    ),
+]
+SampleOpt = Annotated[
+    str,
+    typer.Option(
+        "--sample",
+        metavar="all|N",
+        help="Fit on all pixels through the colour histogram ([bold]all[/]), or on N "
+        "random pixels as scikit-learn's example does.",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        metavar="|".join(METHODS),
+        help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
+        "(the example's baseline; ignores --sample).",
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-j",
+        "--jobs",
+        min=1,
+        help="Worker processes.  [default: number of cores]",
+        show_default=False,
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def usage_error(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+def make_params(k: int, sample: str, seed: int, method: str) -> QuantizeParams:
+    try:
+        return QuantizeParams(k=k, sample=parse_sample(sample), seed=seed, method=method)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@app.command()
+def run(
+    paths: PathsArg,
+    out: OutOpt,
+    k: KOpt = 64,
+    sample: SampleOpt = "all",
+    seed: SeedOpt = 0,
+    method: MethodOpt = "kmeans",
+    jobs: JobsOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+):
+    """Quantize images here, with local processes. No Redis needed.
+
+    Outputs that already exist with the same settings are skipped, so a re-run resumes.
+    Exit code 0 when every image succeeded, 1 when some failed, 2 for a usage error.
+    """
+    from pipeline.batch import collect_items, run_batch
+
+    params = make_params(k, sample, seed, method)
+    try:
+        roots = resolve_roots(paths, out)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+    check_writable(out)
+    items, ignored = collect_items(roots)
+    with progress_reporter(len(items), "Quantizing") as on_result:
+        summary = run_batch(
+            items,
+            out,
+            params,
+            workers=jobs or cpu_count(),
+            overwrite=overwrite,
+            ignored=ignored,
+            on_result=on_result,
+        )
+    report = summary.to_json()
+    print_batch_report(report, out, as_json)
+    raise typer.Exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
+
+
+@app.command()
+def compare(
+    image: Annotated[Path, typer.Argument(help="One image.", show_default=False)],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The figure to write (PNG).")],
+    k: KOpt = 64,
+    seed: SeedOpt = 0,
+):
+    """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
+    from pipeline.compare import comparison_figure
+    from pipeline.load import ImageRejected
+
+    if not image.is_file():
+        raise usage_error(f"{image}: no such file")
+    try:
+        shown = comparison_figure(image, out, QuantizeParams(k=k, seed=seed))
+    except ImageRejected as exc:
+        err.print(f"[red]error:[/] {image}: {exc}")
+        raise typer.Exit(EXIT_SOME_FAILED) from None
+    except OSError as exc:
+        raise usage_error(f"cannot write {out}: {exc.strerror}") from None
+    err.print(f"k-means {fmt_psnr(shown['kmeans_psnr'])}, random {fmt_psnr(shown['random_psnr'])}")
+    print(shown["figure"])
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder for the demo's inputs and outputs.")
+    ] = Path("colorquant-demo"),
+    k: KOpt = 64,
+    jobs: JobsOpt = None,
+):
+    """Run the seed example end to end on scikit-learn's bundled china.jpg and flower.jpg.
+
+    Writes the k-means and random-codebook results with their palettes, and a figure per photo.
+    """
+    from pipeline.demo import run_demo
+
+    check_writable(out)
+    with progress_reporter(4, "Demo") as on_result:
+        result = run_demo(out, k, jobs or cpu_count(), on_result)
+    folder = result["folder"]
+    err.print(f"[bold]Demo written to {folder}[/]")
+    for method, summary in result["summaries"].items():
+        err.print(f"  {method:7} {folder / method}/  ({summary.done} images + palettes)")
+    for figure in result["figures"]:
+        err.print(
+            f"  figure  {figure['figure']}  (k-means {fmt_psnr(figure['kmeans_psnr'])}, "
+            f"random {fmt_psnr(figure['random_psnr'])})"
+        )
+
+
+def fmt_psnr(value) -> str:
+    return "lossless" if value is None else f"{value:.2f} dB"
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with one line, when OUT cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise usage_error(f"cannot create output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise usage_error(f"output folder {out} is not writable")
+
+
+class progress_reporter:
+    """A rich progress bar with rate and ETA on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, label: str):
+        self.total = total
+        self.label = label
+        self.progress = None
+
+    def __enter__(self):
+        if not err.is_terminal:
+            return None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("failed {task.fields[failed]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        self.task = self.progress.add_task(self.label, total=self.total, failed=0, rate="")
+        self.failed = 0
+        self.progress.start()
+        return self.update
+
+    def update(self, result) -> None:
+        if result.status == "failed":
+            self.failed += 1
+        self.progress.advance(self.task)
+        task = self.progress.tasks[0]
+        rate = f"{task.speed:.1f} img/s" if task.speed else ""
+        self.progress.update(self.task, failed=self.failed, rate=rate)
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+
+def print_batch_report(report: dict, out: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+        return
+    err.print(
+        f"{report['done']} done, {report['skipped']} skipped, {report['failed']} failed, "
+        f"{report['ignored']} ignored (not images) of {report['total']} in "
+        f"{report['elapsed_s']:.1f} s → {out}"
+    )
+    for failure in report["failures"][:20]:
+        err.print(f"  [red]failed[/] {failure['path']}: {failure['error']}", soft_wrap=True)
+    if len(report["failures"]) > 20:
+        err.print(f"  … and {len(report['failures']) - 20} more (see --json)")
+
+
+def main() -> None:
+    """Console entry point: no traceback reaches a person unless COLORQUANT_DEBUG is set."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("COLORQUANT_DEBUG"):
+            raise
+        err.print(
+            f"[red]error:[/] {type(exc).__name__}: {exc} (set COLORQUANT_DEBUG=1 for details)"
+        )
+        sys.exit(EXIT_USAGE)
+
+
+if __name__ == "__main__":
+    main()

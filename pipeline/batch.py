@@ -1,0 +1,140 @@
+"""The embedded runner behind ``colorquant run``: a pool of local processes, no Redis.
+
+The parent process only walks folders and collects results; every image is quantized in a
+child started with ``spawn``, one BLAS/OpenMP thread each, so the parent never runs
+scikit-learn and nothing forks a process that has.
+"""
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.discover import InputItem, InputRoot, InputWalk
+from pipeline.params import QuantizeParams
+from pipeline.process import DONE, FAILED, SKIPPED, FileResult, quantize_file
+from pipeline.save import remove_stale_temps
+from pipeline.threads import limit_threads_env, warm_up
+
+#: Tasks kept in flight per worker process: enough to hide scheduling gaps, few enough to stop
+#: promptly on Ctrl-C.
+IN_FLIGHT_PER_WORKER = 2
+
+
+@dataclass
+class BatchSummary:
+    """The outcome of a batch, in the shape of design.md's ``--json`` document."""
+
+    job: str
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    ignored: int = 0
+    failures: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def add(self, result: FileResult) -> None:
+        if result.status == DONE:
+            self.done += 1
+        elif result.status == SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+            self.failures.append({"path": result.source, "error": result.error})
+
+    def to_json(self) -> dict:
+        return {
+            "job": self.job,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "ignored": self.ignored,
+            "failures": self.failures,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def collect_items(roots: list[InputRoot]) -> tuple[list[InputItem], int]:
+    """Every image under the roots, and how many other files were ignored."""
+    walk = InputWalk(roots)
+    items = list(walk)
+    return items, walk.ignored
+
+
+def run_batch(
+    items: list[InputItem],
+    out_root: Path,
+    params: QuantizeParams,
+    *,
+    workers: int,
+    overwrite: bool = False,
+    job: str | None = None,
+    ignored: int = 0,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> BatchSummary:
+    """Quantize ``items`` with ``workers`` processes; call ``on_result`` as each one ends."""
+    summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
+    started = time.perf_counter()
+    pending = iter(items)
+    limit_threads_env()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
+        running = set()
+        try:
+            while True:
+                while len(running) < workers * IN_FLIGHT_PER_WORKER:
+                    item = next(pending, None)
+                    if item is None:
+                        break
+                    running.add(
+                        pool.submit(
+                            quantize_file,
+                            item,
+                            str(out_root),
+                            params,
+                            job=summary.job,
+                            overwrite=overwrite,
+                        )
+                    )
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    result = future.result()
+                    summary.add(result)
+                    if on_result:
+                        on_result(result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    _sweep_temps(items, out_root)
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _start_worker() -> None:
+    limit_threads_env()
+    warm_up()
+
+
+def _sweep_temps(items: list[InputItem], out_root: Path) -> None:
+    """Remove temp files an interrupted earlier run left beside this run's outputs."""
+    folders = {Path(out_root, item.output).parent for item in items}
+    for folder in folders:
+        if folder.is_dir():
+            for entry in os.scandir(folder):
+                if ".colorquant-tmp-" in entry.name:
+                    remove_stale_temps(Path(folder, entry.name.split(".colorquant-tmp-")[0][1:]))
+
+
+__all__ = ["BatchSummary", "run_batch", "collect_items", "new_job_id", "FAILED", "SKIPPED"]

@@ -1,0 +1,49 @@
+"""``colorquant demo``: the seed example end to end on scikit-learn's bundled photos."""
+
+import shutil
+from pathlib import Path
+
+from pipeline.batch import collect_items, run_batch
+from pipeline.compare import comparison_figure
+from pipeline.discover import resolve_roots
+from pipeline.params import QuantizeParams
+
+#: The photos scikit-learn ships, which the seed example uses.
+DEMO_IMAGES = ("china.jpg", "flower.jpg")
+
+
+def bundled_image_folder() -> Path:
+    """Where scikit-learn keeps its sample photos (found without importing scikit-learn)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("sklearn")
+    return Path(spec.origin).parent / "datasets" / "images"
+
+
+def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
+    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures."""
+    inputs = folder / "input"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_IMAGES:
+        shutil.copyfile(bundled_image_folder() / name, inputs / name)
+    summaries = {}
+    for method in ("kmeans", "random"):
+        params = QuantizeParams(k=k, method=method)
+        out = folder / method
+        items, ignored = collect_items(resolve_roots([inputs], out))
+        summaries[method] = run_batch(
+            items,
+            out,
+            params,
+            workers=workers,
+            overwrite=True,
+            ignored=ignored,
+            on_result=on_result,
+        )
+    figures = [
+        comparison_figure(
+            inputs / name, folder / f"{Path(name).stem}-compare.png", QuantizeParams(k=k)
+        )
+        for name in DEMO_IMAGES
+    ]
+    return {"folder": folder, "summaries": summaries, "figures": figures}

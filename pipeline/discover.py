@@ -1,0 +1,199 @@
+"""Finding the images under the PATHs a user gave, and naming their outputs.
+
+The walk is a generator, so a folder of any size is streamed, never listed whole in memory. It
+never reads a file: it only decides, from names and link targets, what will be processed and
+where its output goes. The same naming is used by ``colorquant run`` and ``colorquant submit``.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pipeline.settings import IMAGE_EXTENSIONS, PALETTE_SUFFIX
+
+OUTSIDE_LINK = "symlink points outside the input tree; not read"
+NOT_REGULAR = "not a regular file"
+
+
+class InputError(ValueError):
+    """A PATH or OUT that cannot be used at all: a usage error, reported before any work."""
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One image to process: where it is, what it is called in reports, and where it goes.
+
+    ``root`` is the absolute input root, ``rel`` the POSIX path below it, ``source`` the name used
+    in reports and palettes, ``output`` the PNG path below OUT. ``error`` is set when the item
+    fails without being read (a symlink leaving the tree, a FIFO).
+    """
+
+    root: str
+    rel: str
+    source: str
+    output: str
+    error: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root, self.rel)
+
+    def to_json(self) -> dict:
+        return {"root": self.root, "rel": self.rel, "source": self.source, "output": self.output}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "InputItem":
+        return cls(data["root"], data["rel"], data["source"], data["output"])
+
+
+def palette_path_for(output: str) -> str:
+    """The palette JSON that sits beside an output PNG: ``a/b.png`` → ``a/b.palette.json``."""
+    return output[: -len(".png")] + PALETTE_SUFFIX
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """True when ``path`` is ``root`` or below it (both already resolved)."""
+    return path == root or root in path.parents
+
+
+@dataclass(frozen=True)
+class InputRoot:
+    """One PATH from the command line: a folder walked recursively, or a single file."""
+
+    path: Path  # absolute, as the user gave it (not resolved, so relative names stay readable)
+    prefix: str  # where its outputs go below OUT; "" for a single PATH
+
+    @property
+    def is_file(self) -> bool:
+        return not self.path.is_dir()
+
+
+def resolve_roots(paths: Iterable[str | Path], out: str | Path) -> list[InputRoot]:
+    """Check the PATHs and OUT, and give each PATH its place below OUT.
+
+    Raises InputError for a missing PATH, or for OUT inside an input folder (the outputs would be
+    fed back in as inputs on the next run).
+    """
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    if not absolute:
+        raise InputError("give at least one file or folder to process")
+    for path in absolute:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+    out_real = Path(os.path.abspath(out)).resolve()
+    for path in absolute:
+        if path.is_dir() and is_inside(out_real, path.resolve()):
+            raise InputError(f"OUT {out} is inside the input folder {path}; choose another -o")
+    if len(absolute) == 1:
+        return [InputRoot(absolute[0], "")]
+    return [InputRoot(path, prefix) for path, prefix in zip(absolute, _unique_prefixes(absolute))]
+
+
+def _unique_prefixes(paths: list[Path]) -> list[str]:
+    """Each PATH's folder below OUT when several are given: its name, made unique."""
+    seen: Counter = Counter()
+    prefixes = []
+    for path in paths:
+        name = path.stem if path.is_file() else path.name or "root"
+        seen[name] += 1
+        prefixes.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return prefixes
+
+
+class InputWalk:
+    """Iterates the images below a set of roots, counting what it ignores on the way."""
+
+    def __init__(self, roots: list[InputRoot]):
+        self.roots = roots
+        self.ignored = 0
+
+    def __iter__(self) -> Iterator[InputItem]:
+        for root in self.roots:
+            if root.is_file:
+                yield from self._single_file(root)
+            else:
+                yield from self._walk_folder(root)
+
+    def _single_file(self, root: InputRoot) -> Iterator[InputItem]:
+        path = root.path
+        if not is_image_name(path.name):
+            self.ignored += 1
+            return
+        output = str(PurePosixPath(root.prefix, path.stem + ".png")) if root.prefix else None
+        output = output or path.stem + ".png"
+        error = None if path.resolve().is_file() else NOT_REGULAR
+        yield InputItem(str(path.parent), path.name, path.name, output, error)
+
+    def _walk_folder(self, root: InputRoot) -> Iterator[InputItem]:
+        real_root = root.path.resolve()
+        visited = {real_root}
+        stack = [PurePosixPath()]
+        while stack:
+            rel_dir = stack.pop()
+            folder = root.path / rel_dir
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except OSError as exc:
+                yield self._item(root, rel_dir / "", "", f"cannot list folder: {exc.strerror}")
+                continue
+            images = []
+            subfolders = []
+            for entry in entries:
+                if entry.name.startswith("."):
+                    self.ignored += entry.is_file()
+                    continue
+                error = None
+                if entry.is_symlink():
+                    target = Path(os.path.realpath(entry.path))
+                    if not is_inside(target, real_root):
+                        if entry.is_dir() or is_image_name(entry.name):
+                            images.append((entry.name, OUTSIDE_LINK))
+                        else:
+                            self.ignored += 1
+                        continue
+                if entry.is_dir():
+                    real = Path(os.path.realpath(entry.path))
+                    if real not in visited:
+                        visited.add(real)
+                        subfolders.append(rel_dir / entry.name)
+                    continue
+                if not is_image_name(entry.name):
+                    self.ignored += 1
+                    continue
+                if not entry.is_file():
+                    error = NOT_REGULAR
+                images.append((entry.name, error))
+            names = output_names([name for name, _ in images])
+            for (name, error), out_name in zip(images, names):
+                yield self._item(root, rel_dir, name, error, out_name)
+            stack.extend(reversed(subfolders))
+
+    @staticmethod
+    def _item(root, rel_dir, name, error, out_name=None) -> InputItem:
+        rel = str(rel_dir / name) if name else str(rel_dir)
+        out_rel = str(rel_dir / (out_name or name))
+        source = f"{root.prefix}/{rel}" if root.prefix else rel
+        output = f"{root.prefix}/{out_rel}" if root.prefix else out_rel
+        return InputItem(str(root.path), rel, source, output, error)
+
+
+def output_names(names: list[str]) -> list[str]:
+    """Output PNG names for the image files of one folder, unique and deterministic.
+
+    ``b.jpg`` becomes ``b.png``. When several files share a stem (``b.jpg`` and ``b.png``), each
+    keeps its extension (``b.jpg.png``, ``b.png.png``) so neither overwrites the other.
+    """
+    stems = Counter(Path(name).stem for name in names)
+    wanted = [(Path(name).stem if stems[Path(name).stem] == 1 else name) + ".png" for name in names]
+    taken: Counter = Counter()
+    unique = []
+    for name in wanted:
+        taken[name] += 1
+        unique.append(name if taken[name] == 1 else f"{name[:-4]}~{taken[name]}.png")
+    return unique

@@ -1,0 +1,157 @@
+"""Stage 1, load: open an image safely and bring it to upright 8-bit RGB or RGBA.
+
+Safety comes first: only regular files inside the input tree are opened, only allowlisted
+decoders run, and the pixel count is checked from the header before any pixel is decoded.
+"""
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pipeline.settings import ALLOWED_FORMATS, max_pixels
+
+#: Modes that carry transparency once converted; they are quantized as RGBA.
+ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+
+#: 16-bit and wider single-channel modes that Pillow would clip, not scale, when converting to L.
+WIDE_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+class ImageRejected(Exception):
+    """A file that is not a usable image. The message is the one-line reason shown to users."""
+
+
+@dataclass
+class LoadedImage:
+    """An upright 8-bit image ready to quantize: ``image`` is in mode RGB or RGBA."""
+
+    image: Image.Image
+    bytes_in: int
+    format: str
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.image.mode == "RGBA"
+
+
+def check_inside(path: Path, root: Path) -> Path:
+    """Resolve ``path`` and require it to stay inside ``root``; return the resolved path."""
+    real = Path(os.path.realpath(path))
+    real_root = Path(os.path.realpath(root))
+    if real != real_root and real_root not in real.parents:
+        raise ImageRejected("path leaves the input tree; not read")
+    return real
+
+
+def load_image(path: Path, root: Path) -> LoadedImage:
+    """Open, validate and decode one file. Raises ImageRejected with a one-line reason."""
+    real = check_inside(path, root)
+    try:
+        stat = os.stat(real)
+    except FileNotFoundError:
+        raise ImageRejected("file not found") from None
+    except OSError as exc:
+        raise ImageRejected(f"cannot read file: {exc.strerror}") from None
+    if not os.path.isfile(real):
+        raise ImageRejected("not a regular file")
+    if stat.st_size == 0:
+        raise ImageRejected("empty file (0 bytes)")
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with open(real, "rb") as handle, _pixel_limit(limit):
+                image = Image.open(handle, formats=ALLOWED_FORMATS)
+                _check_size(image, limit)
+                fmt = image.format or "image"
+                image.seek(0)
+                image.load()
+                upright = _to_working_mode(ImageOps.exif_transpose(image))
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(_bomb_reason(str(exc), limit)) from None
+    except UnidentifiedImageError:
+        raise ImageRejected("not an image (or not a supported format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
+        raise ImageRejected(_decode_reason(exc, locals().get("fmt"))) from None
+    except MemoryError:
+        raise ImageRejected("out of memory while decoding") from None
+    return LoadedImage(upright, stat.st_size, fmt)
+
+
+class _pixel_limit:
+    """Replaces Pillow's bomb check by ours (same idea, our limit and our message) for one open.
+
+    Pillow checks width × height in ``Image.open`` from the header; :func:`_check_size` does the
+    same right after it, still before any pixel is decoded.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __enter__(self):
+        self.saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+
+    def __exit__(self, *exc):
+        Image.MAX_IMAGE_PIXELS = self.saved
+
+
+def _check_size(image: Image.Image, limit: int) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageRejected(f"image has no pixels ({width}×{height})")
+    if width * height > limit:
+        raise ImageRejected(
+            f"{width}×{height} exceeds the {_megapixels(limit)} MP limit (COLORQUANT_MAX_PIXELS)"
+        )
+
+
+def _megapixels(pixels: int) -> str:
+    return f"{pixels / 1e6:g}"
+
+
+def _bomb_reason(message: str, limit: int) -> str:
+    return (
+        f"decompression bomb: {message.split('.')[0].lower()}; the limit is {_megapixels(limit)} MP"
+    )
+
+
+def _decode_reason(exc: Exception, fmt: str | None) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kind = fmt or "image"
+    if "truncated" in text.lower() or isinstance(exc, EOFError):
+        return f"truncated {kind} file"
+    return f"cannot decode {kind}: {text}"
+
+
+def _to_working_mode(image: Image.Image) -> Image.Image:
+    """Bring any Pillow mode to 8-bit RGB, or RGBA when the image has transparency."""
+    mode = image.mode
+    if mode in WIDE_GRAY_MODES:
+        return _wide_gray_to_rgb(image)
+    if mode in ("RGB", "RGBA"):
+        return image
+    if mode in ALPHA_MODES or (mode in ("P", "L", "RGB") and "transparency" in image.info):
+        return image.convert("RGBA")
+    if mode in ("I;16", "RGB;16") or mode.endswith(";16"):
+        return _wide_gray_to_rgb(image)
+    return image.convert("RGB")
+
+
+def _wide_gray_to_rgb(image: Image.Image) -> Image.Image:
+    """Scale 16-bit (or float) gray to 0–255 by value range, not by clipping."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if values.size and np.nanmax(values) <= 1.0 else 255.0
+    elif image.mode == "I" and values.size and values.max() <= 255 and values.min() >= 0:
+        top = 255.0
+    else:
+        top = 65535.0
+    scaled = np.clip(np.rint(np.nan_to_num(values) * (255.0 / top)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, "L").convert("RGB")

@@ -1,0 +1,65 @@
+"""The parameters of one quantization, validated once and carried everywhere as plain data."""
+
+from dataclasses import asdict, dataclass
+
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+
+
+@dataclass(frozen=True)
+class QuantizeParams:
+    """What a user chose: palette size, sampling, seed and method.
+
+    ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
+    count for the seed example's random subsample. ``random`` ignores ``sample``.
+    """
+
+    k: int = 64
+    sample: int | None = None
+    seed: int = 0
+    method: str = "kmeans"
+
+    def __post_init__(self):
+        if isinstance(self.k, bool) or not isinstance(self.k, int):
+            raise ValueError(f"k must be an integer, got {self.k!r}")
+        if not MIN_COLORS <= self.k <= MAX_COLORS:
+            raise ValueError(f"k must be between {MIN_COLORS} and {MAX_COLORS}, got {self.k}")
+        if self.sample is not None and (not isinstance(self.sample, int) or self.sample < 1):
+            raise ValueError(f"sample must be 'all' or a positive pixel count, got {self.sample!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+
+    @property
+    def sample_label(self) -> str | int:
+        """How ``sample`` is written in the palette JSON: ``"all"`` or the pixel count."""
+        return "all" if self.sample is None else self.sample
+
+    def to_json(self) -> dict:
+        """The parameters as they appear in messages and palette files."""
+        data = asdict(self)
+        data["sample"] = self.sample_label
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "QuantizeParams":
+        """Inverse of :meth:`to_json`; raises ValueError on anything malformed."""
+        return cls(
+            k=data["k"],
+            sample=parse_sample(data["sample"]),
+            seed=data["seed"],
+            method=data["method"],
+        )
+
+
+def parse_sample(value) -> int | None:
+    """Turn ``"all"`` or a count (as int or text) into ``None`` or an int; ValueError otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
+        return None
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--sample must be 'all' or a pixel count, got {value!r}") from None
+    if count < 1:
+        raise ValueError(f"--sample must be 'all' or a positive pixel count, got {value!r}")
+    return count

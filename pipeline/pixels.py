@@ -1,0 +1,84 @@
+"""Pixels as packed 32-bit words, read in strips so memory stays flat on big photos.
+
+Each pixel is one little-endian uint32: R in bits 0–7, G 8–15, B 16–23, and alpha (or padding
+for RGB) in 24–31. Packing keeps every per-pixel pass a single array operation.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from pipeline.settings import STRIP_PIXELS
+
+
+@dataclass
+class PixelSource:
+    """An RGB or RGBA Pillow image seen as packed pixel strips."""
+
+    image: Image.Image
+
+    @property
+    def channels(self) -> int:
+        return 4 if self.image.mode == "RGBA" else 3
+
+    @property
+    def count(self) -> int:
+        return self.image.width * self.image.height
+
+    @property
+    def rawmode(self) -> str:
+        return "RGBA" if self.channels == 4 else "RGBX"
+
+    @property
+    def color_mask(self) -> int:
+        """Bits of a packed pixel that carry its colour (padding excluded)."""
+        return 0xFFFFFFFF if self.channels == 4 else 0xFFFFFF
+
+    def strips(self) -> Iterator[np.ndarray]:
+        """Yield the pixels, top to bottom, as uint32 arrays of about STRIP_PIXELS each."""
+        width, height = self.image.size
+        rows = max(1, STRIP_PIXELS // width)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            box = (0, top, width, bottom)
+            data = self.image.crop(box).tobytes("raw", self.rawmode) if rows < height else None
+            data = data or self.image.tobytes("raw", self.rawmode)
+            yield np.frombuffer(data, dtype=np.uint32)
+
+    def all_pixels(self) -> np.ndarray:
+        """Every packed pixel in one array (used only where the seed's method needs them all)."""
+        return np.frombuffer(self.image.tobytes("raw", self.rawmode), dtype=np.uint32)
+
+
+def unpack(packed: np.ndarray, channels: int) -> np.ndarray:
+    """Packed uint32 pixels → (n, channels) uint8 array (a view, no copy)."""
+    return packed.view(np.uint8).reshape(-1, 4)[:, :channels]
+
+
+def pack(colors: np.ndarray) -> np.ndarray:
+    """(n, 3 or 4) uint8 colours → packed uint32 (RGB gets zero padding)."""
+    colors = np.asarray(colors, dtype=np.uint8)
+    padded = np.zeros((len(colors), 4), dtype=np.uint8)
+    padded[:, : colors.shape[1]] = colors
+    return padded.view(np.uint32).ravel()
+
+
+def bin_keys(packed: np.ndarray, bits: int, channels: int) -> np.ndarray:
+    """Histogram bin of each pixel: the top ``bits`` of each channel, channel 0 lowest."""
+    mask = (1 << bits) - 1
+    drop = 8 - bits
+    keys = (packed >> drop) & mask
+    for channel in range(1, channels):
+        keys |= ((packed >> (8 * channel + drop)) & mask) << (bits * channel)
+    return keys
+
+
+def bin_corners(bins: np.ndarray, bits: int, channels: int) -> np.ndarray:
+    """Inverse of :func:`bin_keys`: the lowest colour of each bin, as (n, channels) int."""
+    mask = (1 << bits) - 1
+    drop = 8 - bits
+    return np.stack(
+        [((bins >> (bits * channel)) & mask) << drop for channel in range(channels)], axis=1
+    )

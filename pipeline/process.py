@@ -1,0 +1,186 @@
+"""Quantize one file end to end: the single function both runners and the Celery task call.
+
+``quantize_file`` never raises for a bad input or a failed write: it returns a
+:class:`FileResult` whose ``status`` is ``done``, ``skipped`` or ``failed`` with a one-line reason.
+"""
+
+import errno
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from pipeline.discover import InputItem, palette_path_for
+from pipeline.load import ImageRejected, load_image
+from pipeline.params import QuantizeParams
+from pipeline.save import json_bytes, png_bytes, write_atomic
+from pipeline.version import VERSION
+
+#: errno values worth retrying later: the fault lies with the machine, not with the image.
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EIO, errno.ENOMEM})
+
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+@dataclass
+class FileResult:
+    """What happened to one input: its status, where the output is, and why it failed."""
+
+    source: str
+    output: str
+    status: str
+    error: str | None = None
+    retryable: bool = False
+    psnr: float | None = None
+    mse: float | None = None
+    colors: int | None = None
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def quantize_file(
+    item: InputItem,
+    out_root: str | Path,
+    params: QuantizeParams,
+    *,
+    job: str | None = None,
+    overwrite: bool = False,
+) -> FileResult:
+    """Load, quantize and save one input; report the outcome instead of raising."""
+    if item.error:
+        return FileResult(item.source, item.output, FAILED, item.error)
+    try:
+        png_path, palette_path = output_paths(out_root, item.output)
+    except ValueError as exc:
+        return FileResult(item.source, item.output, FAILED, str(exc))
+    previous = _existing_palette(palette_path, png_path)
+    if previous is not None and _same_work(previous, item, params):
+        made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
+        if made_by_this_job:
+            return _result_from_palette(item, previous, DONE)
+        if not overwrite:
+            return _result_from_palette(item, previous, SKIPPED)
+    try:
+        return _quantize_and_save(item, png_path, palette_path, params, job)
+    except ImageRejected as exc:
+        return FileResult(item.source, item.output, FAILED, str(exc))
+    except OSError as exc:
+        return _write_failure(item, exc)
+    except MemoryError:
+        return FileResult(item.source, item.output, FAILED, "out of memory", retryable=True)
+    except Exception as exc:  # a bug must cost one file, never the batch
+        return FileResult(item.source, item.output, FAILED, f"internal error: {exc!r}")
+
+
+def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
+    """The PNG and palette paths for an output name, refusing anything that leaves OUT."""
+    relative = PurePosixPath(output)
+    if relative.is_absolute() or ".." in relative.parts or not output.endswith(".png"):
+        raise ValueError(f"output path {output!r} leaves the output folder; nothing written")
+    root = Path(out_root)
+    return root / relative, root / palette_path_for(output)
+
+
+def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
+    from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
+
+    started = time.perf_counter()
+    loaded = load_image(item.path, Path(item.root))
+    load_ms = (time.perf_counter() - started) * 1000.0
+    result = quantize_image(loaded.image, params)
+    started = time.perf_counter()
+    png = png_bytes(result.indexed)
+    write_atomic(png_path, png)
+    timings = {
+        "load": round(load_ms, 2),
+        "sample": result.timings_ms["sample"],
+        "fit": result.timings_ms["fit"],
+        "label": round(result.timings_ms["label"] + result.timings_ms["reconstruct"], 2),
+    }
+    document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
+    document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
+    write_atomic(palette_path, json_bytes(document))
+    return _result_from_palette(item, document, DONE)
+
+
+def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
+    """The palette JSON of design.md, in palette order, with metrics and provenance."""
+    total = int(result.counts.sum()) or 1
+    colors = []
+    for index, rgb in enumerate(result.palette.tolist()):
+        count = int(result.counts[index])
+        entry = {
+            "rgb": rgb,
+            "hex": "#{:02x}{:02x}{:02x}".format(*rgb),
+            "count": count,
+            "share": round(count / total, 6),
+        }
+        if result.alphas is not None and result.alphas[index] < 255:
+            entry["alpha"] = int(result.alphas[index])
+        colors.append(entry)
+    return {
+        "source": item.source,
+        "output": item.output,
+        **params.to_json(),
+        "colors": colors,
+        "metrics": {
+            "mse": round(result.mse, 4),
+            "psnr": None if result.psnr is None else round(result.psnr, 4),
+            "colors_in": result.colors_in,
+            "bytes_in": bytes_in,
+            "bytes_out": bytes_out,
+        },
+        "timings_ms": dict(timings),
+        "produced_by": {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "version": VERSION,
+            "job": job,
+        },
+    }
+
+
+def _existing_palette(palette_path: Path, png_path: Path) -> dict | None:
+    try:
+        if not png_path.is_file():
+            return None
+        return json.loads(palette_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def _same_work(previous: dict, item: InputItem, params: QuantizeParams) -> bool:
+    try:
+        return (
+            previous.get("source") == item.source and QuantizeParams.from_json(previous) == params
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _result_from_palette(item: InputItem, document: dict, status: str) -> FileResult:
+    metrics = document.get("metrics", {})
+    return FileResult(
+        item.source,
+        item.output,
+        status,
+        psnr=metrics.get("psnr"),
+        mse=metrics.get("mse"),
+        colors=len(document.get("colors", [])),
+        timings_ms=document.get("timings_ms", {}),
+    )
+
+
+def _write_failure(item: InputItem, exc: OSError) -> FileResult:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return FileResult(
+        item.source,
+        item.output,
+        FAILED,
+        f"cannot write output: {reason}",
+        retryable=exc.errno in TRANSIENT_ERRNOS,
+    )

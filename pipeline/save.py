@@ -1,0 +1,70 @@
+"""Stage 6, save: write the indexed PNG and its palette JSON atomically.
+
+Each file is written to a temp file in the destination folder and then renamed over the final
+name, so a reader sees either no file or a whole one. Temp names carry a marker, so a later
+writer of the same output removes what a killed writer left behind.
+"""
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from pipeline.settings import PNG_COMPRESS_LEVEL, TEMP_MARKER
+
+
+def temp_prefix(final: Path) -> str:
+    return f".{final.name}{TEMP_MARKER}"
+
+
+def remove_stale_temps(final: Path) -> int:
+    """Delete temp files an earlier, interrupted writer of ``final`` left; return how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(final.parent))
+    except FileNotFoundError:
+        return 0
+    prefix = temp_prefix(final)
+    for entry in entries:
+        if entry.name.startswith(prefix):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
+def write_atomic(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` so that no reader ever sees a partial file."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final)
+    fd, temp = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, final)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def png_bytes(indexed: Image.Image) -> bytes:
+    """Encode a mode-P image as PNG, with tRNS when it has transparency and no metadata."""
+    buffer = io.BytesIO()
+    options = {"compress_level": PNG_COMPRESS_LEVEL}
+    if "transparency" in indexed.info:
+        options["transparency"] = indexed.info["transparency"]
+    indexed.save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def json_bytes(document: dict) -> bytes:
+    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")

@@ -1,0 +1,40 @@
+"""One BLAS/OpenMP thread per process: parallelism comes from processes, never from threads.
+
+N processes each running N OpenMP threads on N cores thrash; and GNU OpenMP is not fork-safe,
+so a process that will fork must not have started its thread pool. These variables must be set
+before numpy or scikit-learn is imported in the process they apply to.
+"""
+
+import os
+
+#: Environment variables read by the BLAS and OpenMP runtimes numpy and scikit-learn load.
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def limit_threads_env(environ=os.environ) -> None:
+    """Set every thread variable to 1 in ``environ`` (this process and what it starts)."""
+    for name in THREAD_VARIABLES:
+        environ[name] = "1"
+
+
+def limit_threads_now() -> None:
+    """Also cap runtimes that are already loaded (threadpoolctl), for processes started early."""
+    limit_threads_env()
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def warm_up() -> None:
+    """Import the quantizer and scikit-learn now, so the first image does not pay for it."""
+    import sklearn.cluster  # noqa: F401
+    import sklearn.utils  # noqa: F401
+
+    import pipeline.quantize  # noqa: F401
