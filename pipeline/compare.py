@@ -32,7 +32,7 @@ def comparison_figure(image_path: Path, figure_path: Path, params: QuantizeParam
     ]
     width, height = loaded.image.size
     figure, axes = plt.subplots(1, 3, figsize=(15, 15 * height / width / 3 + 0.8))
-    for axis, (image, title) in zip(axes, panels):
+    for axis, (image, title) in zip(axes, panels, strict=True):
         axis.imshow(image.convert("RGBA"))
         axis.set_title(title)
         axis.axis("off")

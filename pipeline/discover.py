@@ -92,7 +92,10 @@ def resolve_roots(paths: Iterable[str | Path], out: str | Path) -> list[InputRoo
             raise InputError(f"OUT {out} is inside the input folder {path}; choose another -o")
     if len(absolute) == 1:
         return [InputRoot(absolute[0], "")]
-    return [InputRoot(path, prefix) for path, prefix in zip(absolute, _unique_prefixes(absolute))]
+    return [
+        InputRoot(path, prefix)
+        for path, prefix in zip(absolute, _unique_prefixes(absolute), strict=True)
+    ]
 
 
 def _unique_prefixes(paths: list[Path]) -> list[str]:
@@ -170,7 +173,7 @@ class InputWalk:
                     error = NOT_REGULAR
                 images.append((entry.name, error))
             names = output_names([name for name, _ in images])
-            for (name, error), out_name in zip(images, names):
+            for (name, error), out_name in zip(images, names, strict=True):
                 yield self._item(root, rel_dir, name, error, out_name)
             stack.extend(reversed(subfolders))
 

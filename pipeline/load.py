@@ -61,6 +61,7 @@ def load_image(path: Path, root: Path) -> LoadedImage:
     if stat.st_size == 0:
         raise ImageRejected("empty file (0 bytes)")
     limit = max_pixels()
+    Image.init()  # registers every plugin, so each name in ALLOWED_FORMATS resolves
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

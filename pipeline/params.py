@@ -1,6 +1,6 @@
 """The parameters of one quantization, validated once and carried everywhere as plain data."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
 
@@ -37,9 +37,7 @@ class QuantizeParams:
 
     def to_json(self) -> dict:
         """The parameters as they appear in messages and palette files."""
-        data = asdict(self)
-        data["sample"] = self.sample_label
-        return data
+        return {"k": self.k, "method": self.method, "sample": self.sample_label, "seed": self.seed}
 
     @classmethod
     def from_json(cls, data: dict) -> "QuantizeParams":

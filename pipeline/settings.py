@@ -26,7 +26,7 @@ IMAGE_EXTENSIONS = frozenset(
 
 #: Pillow decoders we allow. Image.open sniffs content, so without this list a file named .png
 #: could reach any parser, EPS (Ghostscript) included.
-ALLOWED_FORMATS = ("JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM")
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM")
 
 #: Environment variable that sets the pixel limit (width × height) an image may have.
 MAX_PIXELS_ENV = "COLORQUANT_MAX_PIXELS"

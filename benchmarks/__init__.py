@@ -1,0 +1,1 @@
+"""Side-by-side measurements of colorquant against its competitors (not tests)."""

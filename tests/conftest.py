@@ -1,0 +1,68 @@
+"""Shared fixtures: real photos (scikit-learn's) and generated images; no mocks."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SAMPLE_PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def sample_photo_path(name: str) -> Path:
+    from sklearn.datasets import __file__ as datasets_init
+
+    return Path(datasets_init).parent / "images" / name
+
+
+@pytest.fixture(scope="session")
+def china() -> np.ndarray:
+    return np.asarray(Image.open(sample_photo_path("china.jpg")).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def flower() -> np.ndarray:
+    return np.asarray(Image.open(sample_photo_path("flower.jpg")).convert("RGB"))
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path) -> Path:
+    """A small folder of real photos: the two bundled ones plus crops of them, nested."""
+    folder = tmp_path / "photos"
+    (folder / "trip" / "day 2").mkdir(parents=True)
+    for name in SAMPLE_PHOTOS:
+        shutil.copyfile(sample_photo_path(name), folder / name)
+    china_image = Image.open(sample_photo_path("china.jpg"))
+    china_image.crop((100, 50, 420, 300)).save(folder / "trip" / "crop.jpg", quality=90)
+    flower_image = Image.open(sample_photo_path("flower.jpg"))
+    flower_image.resize((320, 213)).save(folder / "trip" / "day 2" / "small.png")
+    return folder
+
+
+def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run the installed ``colorquant`` command as a person would, capturing its output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("COLORQUANT_DEBUG", None)
+    command = shutil.which("colorquant") or ""
+    launcher = [command] if command else [sys.executable, "-m", "cli"]
+    return subprocess.run(
+        [*launcher, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+
+
+def psnr(reference: np.ndarray, result: np.ndarray) -> float:
+    mse = np.mean((reference.astype(np.float64) - result.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)

@@ -1,0 +1,98 @@
+"""What a worker does with one chunk message, without Celery: check, quantize, count.
+
+Per item: ask the job record whether to go on (not cancelled, not already counted, not an image
+that keeps killing its process), re-check the paths, quantize with the pipeline, record the
+outcome once. Runs in a pool process, one per image at a time.
+"""
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from worker.jobs import FAILED, MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
+from worker.settings import broker_url, retention_s
+
+log = logging.getLogger(__name__)
+
+POISON_REASON = (
+    f"worker process died {MAX_UNFINISHED_DELIVERIES} times on this image; not retried again"
+)
+
+
+@dataclass
+class ChunkOutcome:
+    counts: Counter = field(default_factory=Counter)
+    retry_rows: list = field(default_factory=list)
+
+
+@lru_cache(maxsize=1)
+def _store_for(pid: int) -> JobStore:
+    """One Redis client per pool process (keyed by pid: never reuse a socket across a fork)."""
+    from worker.app import app
+
+    return JobStore(app.conf.broker_url or broker_url(), retention_s())
+
+
+def store() -> JobStore:
+    return _store_for(os.getpid())
+
+
+@lru_cache(maxsize=64)
+def _settings_of(job: str, pid: int) -> JobSettings | None:
+    return store().settings(job)
+
+
+def job_settings(job: str) -> JobSettings | None:
+    """A job's settings never change once submitted, so each process reads them once."""
+    settings = _settings_of(job, os.getpid())
+    if settings is None:
+        _settings_of.cache_clear()  # an unknown job may appear later; do not remember misses
+    return settings
+
+
+def run_chunk(job: str, rows: list, *, final_try: bool) -> ChunkOutcome:
+    outcome = ChunkOutcome()
+    settings = job_settings(job) if isinstance(job, str) else None
+    if settings is None or not isinstance(rows, list):
+        log.warning("job %r is unknown or expired; dropping a message of %s rows", job, len(rows))
+        outcome.counts["unknown"] += len(rows) if isinstance(rows, list) else 1
+        return outcome
+    jobs = store()
+    for row in rows:
+        verdict = run_item(jobs, settings, row, final_try=final_try)
+        if verdict == "retry":
+            outcome.retry_rows.append(row)
+        elif verdict == "cancelled":
+            outcome.counts["cancelled"] += 1
+            break
+        outcome.counts[verdict] += 1
+    return outcome
+
+
+def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:
+    """Process one row; return what happened (done/skipped/failed/finished/cancelled/retry)."""
+    from pipeline.process import quantize_file
+
+    try:
+        item = settings.item(row)
+    except (ValueError, TypeError) as exc:
+        source = row[2] if isinstance(row, list) and len(row) == 4 else repr(row)[:200]
+        log.warning("job %s: refused a message row %r: %s", settings.job, source, exc)
+        jobs.record(settings.job, str(source), FAILED, str(exc), None)
+        return FAILED
+    verdict = jobs.begin(settings.job, item.source)
+    if verdict == "poison":
+        jobs.record(settings.job, item.source, FAILED, POISON_REASON, row)
+        return FAILED
+    if verdict != "go":
+        return verdict
+    result = quantize_file(
+        item, settings.out, settings.params, job=settings.job, overwrite=settings.overwrite
+    )
+    if result.retryable and not final_try:
+        jobs.forget_attempt(settings.job, item.source)
+        return "retry"
+    jobs.record(settings.job, item.source, result.status, result.error or "", row)
+    return result.status

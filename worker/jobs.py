@@ -1,0 +1,325 @@
+"""A job's bookkeeping in Redis: exact counts, kept failures, a cancel flag, and expiry.
+
+Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as Lua needs):
+
+- ``colorquant:{J}:meta``      hash: settings (out, params, roots, overwrite), counters (total,
+  done, failed, skipped, ignored) and moments (created_at, started_at, finished_at); flags
+  ``enqueued`` (the submit published every message) and ``cancelled``.
+- ``colorquant:{J}:items``     hash: source → its final status (done/skipped/failed), or
+  ``retrying`` while ``colorquant retry`` runs it again. This is the idempotency marker: an item
+  is counted once however often its message is delivered.
+- ``colorquant:{J}:failures``  hash: source → {"path", "error", "item"} (enough to retry it).
+- ``colorquant:{J}:attempts``  hash: source → deliveries begun but not finished, which catches an
+  image that kills its worker process every time.
+- ``colorquant:jobs``          sorted set of job ids by creation time, for ``colorquant jobs``.
+
+Every transition is one Lua script, so two workers, a redelivery and a retry never race. Status
+reads one hash: constant time at any job size.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from pipeline.discover import InputItem
+from pipeline.params import QuantizeParams
+from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, masked_url
+
+JOBS_INDEX = "colorquant:jobs"
+
+#: Deliveries of one image that began and never finished before it counts as failed: an image
+#: that crashes its worker process (segfault, OOM kill) must not loop forever.
+MAX_UNFINISHED_DELIVERIES = 3
+
+DONE, SKIPPED, FAILED, RETRYING = "done", "skipped", "failed", "retrying"
+FINAL_STATUSES = (DONE, SKIPPED, FAILED)
+
+
+class BrokerUnreachable(Exception):
+    """Redis cannot be reached. The message names the URL with its password masked."""
+
+
+def job_keys(job: str) -> dict[str, str]:
+    prefix = f"colorquant:{{{job}}}"
+    return {part: f"{prefix}:{part}" for part in ("meta", "items", "failures", "attempts")}
+
+
+# Sets finished_at once every item has a final status and the submit is complete.
+_MARK_FINISHED = """
+local function mark_finished(meta, now)
+  local m = redis.call('HMGET', meta, 'enqueued', 'total', 'done', 'failed', 'skipped',
+                       'retrying')
+  if m[1] and (tonumber(m[3] or 0) + tonumber(m[4] or 0) + tonumber(m[5] or 0)
+               >= tonumber(m[2] or 0)) and tonumber(m[6] or 0) == 0 then
+    redis.call('HSETNX', meta, 'finished_at', now)
+  end
+end
+local function keep(keys, meta, retention)
+  if redis.call('HEXISTS', meta, 'enqueued') == 1 then
+    for _, key in ipairs(keys) do redis.call('EXPIRE', key, retention) end
+  else
+    for i = 2, #keys do redis.call('EXPIRE', keys[i], retention) end
+  end
+end
+"""
+
+# KEYS meta items attempts; ARGV source now retention max_deliveries.
+# Returns what the worker should do with the item: go, finished, cancelled, unknown, poison.
+BEGIN_ITEM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+if redis.call('HEXISTS', KEYS[1], 'cancelled') == 1 then return 'cancelled' end
+local status = redis.call('HGET', KEYS[2], ARGV[1])
+if status and status ~= 'retrying' then return 'finished' end
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
+local begun = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+if begun > tonumber(ARGV[4]) then return 'poison' end
+return 'go'
+"""
+
+# KEYS meta items failures attempts; ARGV source status failure_json now retention.
+# Counts the item's outcome once; a failed item under retry moves to its new status.
+RECORD_ITEM = (
+    _MARK_FINISHED
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
+redis.call('HDEL', KEYS[4], ARGV[1])
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old and old ~= 'retrying' then
+  if old == 'failed' and ARGV[2] == 'failed' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
+  return 'duplicate'
+end
+if old == 'retrying' then redis.call('HINCRBY', KEYS[1], 'retrying', -1) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+if ARGV[2] == 'failed' then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+else
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
+mark_finished(KEYS[1], ARGV[4])
+keep(KEYS, KEYS[1], ARGV[5])
+return 'counted'
+"""
+)
+
+# KEYS meta items failures attempts; ARGV now retention index_key job.
+# Marks the end of a submit: from now on the job can be done, and it lives for the retention.
+SEAL_JOB = (
+    _MARK_FINISHED
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'enqueued', 1)
+mark_finished(KEYS[1], ARGV[1])
+keep(KEYS, KEYS[1], ARGV[2])
+return 1
+"""
+)
+
+# KEYS meta items failures attempts; ARGV now retention.
+# Moves every failed item to 'retrying' and returns their failure records, to be re-enqueued.
+RETRY_FAILED = (
+    _MARK_FINISHED
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local records = redis.call('HVALS', KEYS[3])
+local sources = redis.call('HKEYS', KEYS[3])
+for _, source in ipairs(sources) do
+  redis.call('HSET', KEYS[2], source, 'retrying')
+  redis.call('HDEL', KEYS[4], source)
+end
+redis.call('DEL', KEYS[3])
+redis.call('HINCRBY', KEYS[1], 'failed', -#sources)
+redis.call('HINCRBY', KEYS[1], 'retrying', #sources)
+if #sources > 0 then redis.call('HDEL', KEYS[1], 'finished_at') end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+keep(KEYS, KEYS[1], ARGV[2])
+return records
+"""
+)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a worker needs to know about a job; taken from Redis, never from the message."""
+
+    job: str
+    out: str
+    params: QuantizeParams
+    roots: tuple[str, ...]
+    overwrite: bool
+
+    def item(self, row: list) -> InputItem:
+        """Rebuild an item from a message row; ValueError when it names no root of this job."""
+        root_index, rel, source, output = row
+        if not isinstance(root_index, int) or not 0 <= root_index < len(self.roots):
+            raise ValueError("message names an input root this job does not have; nothing read")
+        if not all(isinstance(text, str) for text in (rel, source, output)):
+            raise ValueError("malformed message row; nothing read")
+        return InputItem(self.roots[root_index], rel, source, output)
+
+
+def item_row(root_index: int, item: InputItem) -> list:
+    """The compact form of an item in a message: ``[root index, rel, source, output]``."""
+    return [root_index, item.rel, item.source, item.output]
+
+
+def failure_record(item_row_: list | None, source: str, error: str) -> str:
+    return json.dumps({"path": source, "error": error, "item": item_row_}, ensure_ascii=False)
+
+
+class JobStore:
+    """Reads and writes job bookkeeping in one Redis database (the broker's)."""
+
+    def __init__(self, url: str, retention_s: int):
+        self.url = url
+        self.retention_s = retention_s
+        self.redis = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_timeout=30,
+            health_check_interval=30,
+            decode_responses=True,
+        )
+        self._begin = self.redis.register_script(BEGIN_ITEM)
+        self._record = self.redis.register_script(RECORD_ITEM)
+        self._seal = self.redis.register_script(SEAL_JOB)
+        self._retry = self.redis.register_script(RETRY_FAILED)
+
+    def check_reachable(self) -> None:
+        """Raise BrokerUnreachable with a one-line reason, password masked."""
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            raise BrokerUnreachable(unreachable_message(self.url, exc)) from None
+
+    # --- submit side -----------------------------------------------------------------------
+
+    def create(self, job: str, out: str, params: QuantizeParams, overwrite: bool) -> None:
+        """A new job with no items yet. It expires by itself unless the submit keeps it alive."""
+        now = time.time()
+        meta = job_keys(job)["meta"]
+        pipe = self.redis.pipeline()
+        pipe.hset(
+            meta,
+            mapping={
+                "job": job,
+                "out": out,
+                "params": json.dumps(params.to_json()),
+                "roots": "[]",
+                "overwrite": int(overwrite),
+                "total": 0,
+                "done": 0,
+                "failed": 0,
+                "skipped": 0,
+                "retrying": 0,
+                "ignored": 0,
+                "created_at": now,
+            },
+        )
+        pipe.expire(meta, SUBMIT_LEASE_S)
+        pipe.zadd(JOBS_INDEX, {job: now})
+        pipe.execute()
+
+    def add_items(self, job: str, count: int, roots: list[str] | None = None) -> None:
+        """Count ``count`` more items before their message is published; renew the lease."""
+        meta = job_keys(job)["meta"]
+        pipe = self.redis.pipeline()
+        if roots is not None:
+            pipe.hset(meta, "roots", json.dumps(roots))
+        pipe.hincrby(meta, "total", count)
+        pipe.expire(meta, SUBMIT_LEASE_S)
+        pipe.execute()
+
+    def seal(self, job: str, ignored: int) -> None:
+        """Every message is published: the job can now finish, and it lives for the retention."""
+        keys = job_keys(job)
+        self.redis.hset(keys["meta"], "ignored", ignored)
+        self._seal(keys=list(keys.values()), args=[time.time(), self.retention_s])
+
+    def abandon(self, job: str) -> None:
+        """A submit that failed midway: delete the half-made job so nothing looks alive."""
+        self.redis.delete(*job_keys(job).values())
+        self.redis.zrem(JOBS_INDEX, job)
+
+    # --- worker side -----------------------------------------------------------------------
+
+    def settings(self, job: str) -> JobSettings | None:
+        raw = self.redis.hmget(job_keys(job)["meta"], "out", "params", "roots", "overwrite")
+        if raw[0] is None:
+            return None
+        return JobSettings(
+            job=job,
+            out=raw[0],
+            params=QuantizeParams.from_json(json.loads(raw[1])),
+            roots=tuple(json.loads(raw[2])),
+            overwrite=raw[3] == "1",
+        )
+
+    def roots(self, job: str) -> tuple[str, ...]:
+        return tuple(json.loads(self.redis.hget(job_keys(job)["meta"], "roots") or "[]"))
+
+    def begin(self, job: str, source: str) -> str:
+        keys = job_keys(job)
+        return self._begin(
+            keys=[keys["meta"], keys["items"], keys["attempts"]],
+            args=[source, time.time(), self.retention_s, MAX_UNFINISHED_DELIVERIES],
+        )
+
+    def record(self, job: str, source: str, status: str, error: str = "", row=None) -> str:
+        """Count one item's outcome; a second report of the same item changes nothing."""
+        keys = job_keys(job)
+        failure = failure_record(row, source, error) if status == FAILED else ""
+        return self._record(
+            keys=list(keys.values()),
+            args=[source, status, failure, time.time(), self.retention_s],
+        )
+
+    def forget_attempt(self, job: str, source: str) -> None:
+        """An item put back for a transient retry did not crash its worker."""
+        self.redis.hdel(job_keys(job)["attempts"], source)
+
+    # --- status and control ----------------------------------------------------------------
+
+    def meta(self, job: str) -> dict | None:
+        meta = self.redis.hgetall(job_keys(job)["meta"])
+        return meta or None
+
+    def failures(self, job: str, limit: int = FAILURES_SHOWN) -> list[dict]:
+        shown = []
+        for _, record in self.redis.hscan_iter(job_keys(job)["failures"], count=limit):
+            failure = json.loads(record)
+            shown.append({"path": failure["path"], "error": failure["error"]})
+            if len(shown) >= limit:
+                break
+        return sorted(shown, key=lambda failure: failure["path"])
+
+    def cancel(self, job: str) -> None:
+        self.redis.hset(job_keys(job)["meta"], "cancelled", time.time())
+
+    def take_failed_for_retry(self, job: str) -> list[dict] | None:
+        """Move the failed items to 'retrying'; return their records (None: unknown job)."""
+        records = self._retry(keys=list(job_keys(job).values()), args=[time.time(), self.retention_s])
+        if records is None:
+            return None
+        return [json.loads(record) for record in records]
+
+    def recent_jobs(self, limit: int) -> list[dict]:
+        """The newest jobs' meta, dropping index entries whose job has expired."""
+        ids = self.redis.zrevrange(JOBS_INDEX, 0, limit - 1)
+        pipe = self.redis.pipeline()
+        for job in ids:
+            pipe.hgetall(job_keys(job)["meta"])
+        metas = pipe.execute()
+        expired = [job for job, meta in zip(ids, metas) if not meta]
+        if expired:
+            self.redis.zrem(JOBS_INDEX, *expired)
+        return [meta for meta in metas if meta]
+
+
+def unreachable_message(url: str, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"cannot reach the broker at {masked_url(url)}: {reason}"

@@ -1,0 +1,48 @@
+"""The one Celery task: quantize a chunk of a job's images. Thin, like a web view.
+
+The message carries the job id and compact item rows; everything else (OUT, parameters, input
+roots) comes from the job's record in Redis, so a forged message cannot point a worker at a
+folder the job does not own. The image work itself is ``pipeline.process.quantize_file``.
+"""
+
+import logging
+
+import redis
+from celery.signals import worker_process_init
+
+from worker.app import app
+from worker.execute import run_chunk
+from worker.settings import CHUNK_TASK, MAX_TRANSIENT_RETRIES, RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S
+
+log = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def _warm_up_pool_process(**_):
+    """Each pool process imports scikit-learn before its first task (never the parent, which
+    forks: GNU OpenMP is not fork-safe)."""
+    from pipeline.threads import limit_threads_now, warm_up
+
+    limit_threads_now()
+    warm_up()
+
+
+@app.task(
+    bind=True,
+    name=CHUNK_TASK,
+    autoretry_for=(redis.ConnectionError, redis.TimeoutError),
+    retry_backoff=RETRY_BACKOFF_S,
+    retry_backoff_max=RETRY_BACKOFF_MAX_S,
+    retry_jitter=True,
+    max_retries=MAX_TRANSIENT_RETRIES,
+)
+def quantize_chunk(self, job: str, rows: list) -> dict:
+    """Quantize each image of ``rows`` for ``job``; put back the ones hit by a transient fault."""
+    final_try = self.request.retries >= MAX_TRANSIENT_RETRIES
+    outcome = run_chunk(job, rows, final_try=final_try)
+    if outcome.retry_rows:
+        delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2**self.request.retries)
+        log.warning("job %s: %d image(s) hit a transient fault; retrying in %ss",
+                    job, len(outcome.retry_rows), delay)
+        raise self.retry(args=(job, outcome.retry_rows), countdown=delay)
+    return dict(outcome.counts)
