@@ -195,6 +195,167 @@ def demo(
         )
 
 
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        metavar="URL",
+        help="Redis broker URL.  [default: $COLORQUANT_BROKER_URL, else redis://localhost:6379/0]",
+        show_default=False,
+    ),
+]
+JobArg = Annotated[str, typer.Argument(help="Job id, as printed by submit.", show_default=False)]
+
+
+class job_errors:
+    """Turn an unreachable broker, an unknown job or a bad setting into one line and exit 2."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from worker.client import UnknownJob
+        from worker.jobs import BrokerUnreachable
+
+        if isinstance(exc, BrokerUnreachable | ValueError):
+            raise usage_error(str(exc)) from None
+        if isinstance(exc, UnknownJob):
+            raise usage_error(f"no job {exc} (never submitted, or expired)") from None
+        return False
+
+
+def job_exit_code(document: dict) -> int:
+    """0 when every image succeeded; 1 when some failed or the job was cancelled."""
+    return EXIT_SOME_FAILED if document["failed"] or document["state"] == "cancelled" else EXIT_OK
+
+
+@app.command()
+def submit(
+    paths: PathsArg,
+    out: OutOpt,
+    k: KOpt = 64,
+    sample: SampleOpt = "all",
+    seed: SeedOpt = 0,
+    method: MethodOpt = "kmeans",
+    overwrite: OverwriteOpt = False,
+    broker: BrokerOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Send images to Celery workers as one job, and print its id.
+
+    Workers must see PATH and OUT at the same paths (one machine, or a shared volume).
+    With --wait: exit code 0 when every image succeeded, 1 when some failed; 2 for a usage
+    error or an unreachable broker.
+    """
+    from worker.client import status as job_status
+    from worker.client import submit as submit_job
+    from worker.render import batch_report, follow
+
+    params = make_params(k, sample, seed, method)
+    try:
+        roots = resolve_roots(paths, out)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+    check_writable(out)
+    with job_errors():
+        receipt = submit_job(roots, out, params, overwrite=overwrite, broker=broker)
+        if not wait:
+            print(json.dumps(receipt) if as_json else receipt["job"])
+            err.print(
+                f"{receipt['total']} images queued; follow with: colorquant watch {receipt['job']}"
+            )
+            return
+        final = follow(lambda: job_status(receipt["job"], broker), err)
+    print_batch_report(batch_report(final), out, as_json)
+    raise typer.Exit(job_exit_code(final))
+
+
+@app.command()
+def status(job: JobArg, broker: BrokerOpt = None, as_json: JsonOpt = False):
+    """Show a job's state, counts, speed, ETA and failures."""
+    from worker.client import status as job_status
+    from worker.render import print_status
+
+    with job_errors():
+        document = job_status(job, broker)
+    if as_json:
+        print(json.dumps(document, indent=1, ensure_ascii=False))
+    else:
+        print_status(document, Console(highlight=False))
+
+
+@app.command()
+def watch(job: JobArg, broker: BrokerOpt = None):
+    """Follow a job live until it ends. Exit code 1 if anything failed or it was cancelled."""
+    from worker.client import status as job_status
+    from worker.render import follow, print_failures
+
+    with job_errors():
+        final = follow(lambda: job_status(job, broker), err)
+    err.print(
+        f"job {job} {final['state']}: {final['done']} done, {final['skipped']} skipped, "
+        f"{final['failed']} failed of {final['total']}"
+    )
+    print_failures(final["failures"], final["failed"], err)
+    raise typer.Exit(job_exit_code(final))
+
+
+@app.command()
+def jobs(broker: BrokerOpt = None, as_json: JsonOpt = False):
+    """List recent jobs, newest first."""
+    from worker.client import list_jobs
+    from worker.render import print_jobs
+
+    with job_errors():
+        documents = list_jobs(broker)
+    if as_json:
+        print(json.dumps(documents, indent=1, ensure_ascii=False))
+    else:
+        print_jobs(documents, Console(highlight=False))
+
+
+@app.command()
+def cancel(job: JobArg, broker: BrokerOpt = None):
+    """Cancel a job: workers skip the images that are left."""
+    from worker.client import cancel as cancel_job
+
+    with job_errors():
+        document = cancel_job(job, broker)
+    err.print(f"job {job} {document['state']}: {document['pending']} images left unprocessed")
+
+
+@app.command()
+def retry(job: JobArg, broker: BrokerOpt = None):
+    """Re-enqueue a job's failed images under the same job id."""
+    from worker.client import retry as retry_job
+
+    with job_errors():
+        receipt = retry_job(job, broker)
+    err.print(f"job {job}: {receipt['retried']} failed images queued again")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            help="Pool processes.  [default: $COLORQUANT_CONCURRENCY, else number of cores]",
+            show_default=False,
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
+):
+    """Start a Celery worker that quantizes submitted jobs (Ctrl-C for a warm shutdown)."""
+    from worker.start import run_worker
+
+    run_worker(concurrency, broker, loglevel=loglevel)
+
+
 def fmt_psnr(value) -> str:
     return "lossless" if value is None else f"{value:.2f} dB"
 

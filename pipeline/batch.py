@@ -6,7 +6,7 @@ scikit-learn and nothing forks a process that has.
 """
 
 import multiprocessing
-import os
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.discover import InputItem, InputRoot, InputWalk
 from pipeline.params import QuantizeParams
 from pipeline.process import DONE, FAILED, SKIPPED, FileResult, quantize_file
-from pipeline.save import remove_stale_temps
+from pipeline.save import remove_temps_in
 from pipeline.threads import limit_threads_env, warm_up
 
 #: Tasks kept in flight per worker process: enough to hide scheduling gaps, few enough to stop
@@ -123,18 +123,16 @@ def run_batch(
 
 
 def _start_worker() -> None:
+    # Ctrl-C is the parent's to handle; a child that died of it would print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_threads_env()
     warm_up()
 
 
 def _sweep_temps(items: list[InputItem], out_root: Path) -> None:
     """Remove temp files an interrupted earlier run left beside this run's outputs."""
-    folders = {Path(out_root, item.output).parent for item in items}
-    for folder in folders:
-        if folder.is_dir():
-            for entry in os.scandir(folder):
-                if ".colorquant-tmp-" in entry.name:
-                    remove_stale_temps(Path(folder, entry.name.split(".colorquant-tmp-")[0][1:]))
+    for folder in {Path(out_root, item.output).parent for item in items}:
+        remove_temps_in(folder)
 
 
 __all__ = ["BatchSummary", "run_batch", "collect_items", "new_job_id", "FAILED", "SKIPPED"]

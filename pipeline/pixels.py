@@ -40,12 +40,12 @@ class PixelSource:
         """Yield the pixels, top to bottom, as uint32 arrays of about STRIP_PIXELS each."""
         width, height = self.image.size
         rows = max(1, STRIP_PIXELS // width)
+        if rows >= height:
+            yield self.all_pixels()
+            return
         for top in range(0, height, rows):
-            bottom = min(height, top + rows)
-            box = (0, top, width, bottom)
-            data = self.image.crop(box).tobytes("raw", self.rawmode) if rows < height else None
-            data = data or self.image.tobytes("raw", self.rawmode)
-            yield np.frombuffer(data, dtype=np.uint32)
+            strip = self.image.crop((0, top, width, min(height, top + rows)))
+            yield np.frombuffer(strip.tobytes("raw", self.rawmode), dtype=np.uint32)
 
     def all_pixels(self) -> np.ndarray:
         """Every packed pixel in one array (used only where the seed's method needs them all)."""

@@ -38,6 +38,23 @@ def remove_stale_temps(final: Path) -> int:
     return removed
 
 
+def remove_temps_in(folder: Path) -> int:
+    """Delete every colorquant temp file in ``folder`` (when no writer is running there)."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        if entry.name.startswith(".") and TEMP_MARKER in entry.name:
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def write_atomic(final: Path, data: bytes) -> None:
     """Write ``data`` to ``final`` so that no reader ever sees a partial file."""
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -302,7 +302,9 @@ class JobStore:
 
     def take_failed_for_retry(self, job: str) -> list[dict] | None:
         """Move the failed items to 'retrying'; return their records (None: unknown job)."""
-        records = self._retry(keys=list(job_keys(job).values()), args=[time.time(), self.retention_s])
+        records = self._retry(
+            keys=list(job_keys(job).values()), args=[time.time(), self.retention_s]
+        )
         if records is None:
             return None
         return [json.loads(record) for record in records]
@@ -314,7 +316,7 @@ class JobStore:
         for job in ids:
             pipe.hgetall(job_keys(job)["meta"])
         metas = pipe.execute()
-        expired = [job for job, meta in zip(ids, metas) if not meta]
+        expired = [job for job, meta in zip(ids, metas, strict=True) if not meta]
         if expired:
             self.redis.zrem(JOBS_INDEX, *expired)
         return [meta for meta in metas if meta]

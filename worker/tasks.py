@@ -42,7 +42,11 @@ def quantize_chunk(self, job: str, rows: list) -> dict:
     outcome = run_chunk(job, rows, final_try=final_try)
     if outcome.retry_rows:
         delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2**self.request.retries)
-        log.warning("job %s: %d image(s) hit a transient fault; retrying in %ss",
-                    job, len(outcome.retry_rows), delay)
+        log.warning(
+            "job %s: %d image(s) hit a transient fault; retrying in %ss",
+            job,
+            len(outcome.retry_rows),
+            delay,
+        )
         raise self.retry(args=(job, outcome.retry_rows), countdown=delay)
     return dict(outcome.counts)
