@@ -99,11 +99,15 @@ def resolve_roots(paths: Iterable[str | Path], out: str | Path) -> list[InputRoo
 
 
 def _unique_prefixes(paths: list[Path]) -> list[str]:
-    """Each PATH's folder below OUT when several are given: its name, made unique."""
+    """Each folder PATH's subfolder below OUT when several PATHs are given: its name, made
+    unique. Files given directly go to the top of OUT, so they get no prefix."""
     seen: Counter = Counter()
     prefixes = []
     for path in paths:
-        name = path.stem if path.is_file() else path.name or "root"
+        if not path.is_dir():
+            prefixes.append("")
+            continue
+        name = path.name or "root"
         seen[name] += 1
         prefixes.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
     return prefixes
@@ -117,21 +121,20 @@ class InputWalk:
         self.ignored = 0
 
     def __iter__(self) -> Iterator[InputItem]:
+        yield from self._direct_files([root.path for root in self.roots if root.is_file])
         for root in self.roots:
-            if root.is_file:
-                yield from self._single_file(root)
-            else:
+            if not root.is_file:
                 yield from self._walk_folder(root)
 
-    def _single_file(self, root: InputRoot) -> Iterator[InputItem]:
-        path = root.path
-        if not is_image_name(path.name):
-            self.ignored += 1
-            return
-        output = str(PurePosixPath(root.prefix, path.stem + ".png")) if root.prefix else None
-        output = output or path.stem + ".png"
-        error = None if path.resolve().is_file() else NOT_REGULAR
-        yield InputItem(str(path.parent), path.name, path.name, output, error)
+    def _direct_files(self, paths: list[Path]) -> Iterator[InputItem]:
+        """Files named on the command line: outputs at the top of OUT, names kept apart."""
+        images = [path for path in paths if is_image_name(path.name)]
+        self.ignored += len(paths) - len(images)
+        names = Counter(path.name for path in images)
+        for path, output in zip(images, output_names([p.name for p in images]), strict=True):
+            source = path.name if names[path.name] == 1 else str(path)
+            error = None if path.resolve().is_file() else NOT_REGULAR
+            yield InputItem(str(path.parent), path.name, source, output, error)
 
     def _walk_folder(self, root: InputRoot) -> Iterator[InputItem]:
         real_root = root.path.resolve()
