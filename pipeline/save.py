@@ -22,36 +22,28 @@ def temp_prefix(final: Path) -> str:
 
 def remove_stale_temps(final: Path) -> int:
     """Delete temp files an earlier, interrupted writer of ``final`` left; return how many."""
-    removed = 0
-    try:
-        entries = list(os.scandir(final.parent))
-    except FileNotFoundError:
-        return 0
     prefix = temp_prefix(final)
-    for entry in entries:
-        if entry.name.startswith(prefix):
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except FileNotFoundError:
-                pass
-    return removed
+    return _remove_matching(final.parent, lambda name: name.startswith(prefix))
 
 
 def remove_temps_in(folder: Path) -> int:
     """Delete every colorquant temp file in ``folder`` (when no writer is running there)."""
+    return _remove_matching(folder, lambda name: name.startswith(".") and TEMP_MARKER in name)
+
+
+def _remove_matching(folder: Path, matches) -> int:
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except (FileNotFoundError, NotADirectoryError):
         return 0
     for entry in entries:
-        if entry.name.startswith(".") and TEMP_MARKER in entry.name:
+        if matches(entry.name):
             try:
                 os.unlink(entry.path)
                 removed += 1
             except FileNotFoundError:
-                pass
+                pass  # another cleaner got there first
     return removed
 
 
