@@ -58,7 +58,7 @@ def quantize_file(
     except ValueError as exc:
         return FileResult(item.source, item.output, FAILED, str(exc))
     previous = _existing_palette(palette_path, png_path)
-    if previous is not None and _same_work(previous, item, params):
+    if previous is not None and _same_work(previous, item, params, png_path):
         made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
         if made_by_this_job:
             return _result_from_palette(item, previous, DONE)
@@ -153,12 +153,20 @@ def _existing_palette(palette_path: Path, png_path: Path) -> dict | None:
         return None
 
 
-def _same_work(previous: dict, item: InputItem, params: QuantizeParams) -> bool:
+def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:
+    """True when the existing output came from this source, unchanged since, with ``params``."""
     try:
-        return (
-            previous.get("source") == item.source and QuantizeParams.from_json(previous) == params
+        source = os.stat(item.path)
+        unchanged = (
+            previous["metrics"]["bytes_in"] == source.st_size
+            and os.stat(png_path).st_mtime_ns >= source.st_mtime_ns
         )
-    except (KeyError, TypeError, ValueError):
+        return (
+            unchanged
+            and previous.get("source") == item.source
+            and QuantizeParams.from_json(previous) == params
+        )
+    except (KeyError, TypeError, ValueError, OSError):
         return False
 
 

@@ -78,6 +78,10 @@ def test_rerun_skips_and_overwrite_redoes(photo_folder, tmp_path):
     assert code == 0 and other_k["done"] == 4, "different parameters must not be skipped"
     code, forced = run_json(photo_folder, "-o", out, "-k", "24", "--overwrite")
     assert code == 0 and forced["done"] == 4 and forced["skipped"] == 0
+    edited = photo_folder / "trip" / "crop.jpg"
+    Image.open(edited).rotate(180).save(edited, quality=80)
+    code, after_edit = run_json(photo_folder, "-o", out, "-k", "24")
+    assert code == 0 and (after_edit["done"], after_edit["skipped"]) == (1, 3)
 
 
 def test_seed_flags_reproduce_the_example_through_the_cli(tmp_path):

@@ -1,0 +1,258 @@
+"""colorquant on Celery, end to end: real redis-server, real worker processes, real images."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from distributed_helpers import free_port, wait_for, write_generated_images
+from PIL import Image
+
+pytestmark = [pytest.mark.integration]
+
+STATUS_FIELDS = {
+    "job": str,
+    "state": str,
+    "total": int,
+    "done": int,
+    "failed": int,
+    "skipped": int,
+    "pending": int,
+    "failures": list,
+    "rate": float,
+}
+REPO = Path(__file__).parents[2]
+
+
+def image_count(folder: Path) -> int:
+    return sum(1 for path in folder.rglob("*") if path.suffix in (".jpg", ".png"))
+
+
+def palettes(out: Path) -> dict[str, dict]:
+    """Every palette JSON below OUT, by its source path."""
+    documents = (json.loads(path.read_text()) for path in out.rglob("*.palette.json"))
+    return {document["source"]: document for document in documents}
+
+
+@pytest.fixture(scope="module")
+def finished_job(cluster, photo_folder, tmp_path_factory):
+    """One job of photo_folder, submitted to the two workers and followed to its end."""
+    out = tmp_path_factory.mktemp("distributed") / "out"
+    receipt = json.loads(
+        cluster.cli("submit", photo_folder, "-o", out, "--json", check=True).stdout
+    )
+    final = cluster.wait_until_final(receipt["job"])
+    return receipt, final, out
+
+
+@pytest.mark.slow
+def test_submit_reaches_done_with_exact_counts(finished_job, photo_folder):
+    receipt, final, out = finished_job
+    images = image_count(photo_folder)
+    assert receipt["total"] == images
+    assert final["state"] == "done"
+    assert (final["total"], final["done"], final["failed"], final["skipped"]) == (
+        images,
+        images,
+        0,
+        0,
+    )
+    assert final["pending"] == 0 and final["ignored"] == 1 and final["failures"] == []
+    assert len(palettes(out)) == images
+    assert not [path for path in out.rglob("*") if ".colorquant-tmp-" in path.name]
+
+
+@pytest.mark.slow
+def test_palettes_name_both_workers(finished_job, cluster):
+    _, _, out = finished_job
+    pids = {document["produced_by"]["pid"] for document in palettes(out).values()}
+    pool_of = {pid: worker for worker in cluster.workers for pid in worker.pool_pids()}
+    assert pids <= set(pool_of), "every palette names a pool process of our workers"
+    assert {pool_of[pid].node for pid in pids} == {worker.node for worker in cluster.workers}
+    jobs = {document["produced_by"]["job"] for document in palettes(out).values()}
+    assert jobs == {finished_job[0]["job"]}
+
+
+@pytest.mark.slow
+def test_outputs_as_good_as_embedded_run(finished_job, photo_folder, tmp_path):
+    _, _, out = finished_job
+    embedded = tmp_path / "embedded"
+    subprocess.run(
+        [sys.executable, "-m", "cli", "run", photo_folder, "-o", embedded, "-j", "2", "--json"],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    distributed, local = palettes(out), palettes(embedded)
+    assert distributed.keys() == local.keys()
+    for source, document in distributed.items():
+        assert document["metrics"]["psnr"] >= local[source]["metrics"]["psnr"] - 1e-9, source
+        assert document["colors"] == local[source]["colors"], source
+        with Image.open(out / document["output"]) as image:
+            assert image.mode == "P" and len(image.getpalette()) // 3 <= 64
+
+
+@pytest.mark.slow
+def test_status_json_shape(finished_job, cluster):
+    receipt, _, _ = finished_job
+    document = cluster.status(receipt["job"])
+    for name, kind in STATUS_FIELDS.items():
+        assert isinstance(document[name], kind), name
+    assert document["eta_s"] == 0.0
+    assert document["done"] + document["failed"] + document["skipped"] == document["total"]
+    listed = json.loads(cluster.cli("jobs", "--json", check=True).stdout)
+    assert receipt["job"] in [job["job"] for job in listed]
+
+
+@pytest.mark.slow
+def test_resubmit_skips_existing_outputs(finished_job, cluster, photo_folder):
+    receipt, final, out = finished_job
+    again = cluster.cli("submit", photo_folder, "-o", out, "--wait", "--json")
+    report = json.loads(again.stdout)
+    assert again.returncode == 0
+    assert set(report) == {
+        "job",
+        "total",
+        "done",
+        "failed",
+        "skipped",
+        "ignored",
+        "failures",
+        "elapsed_s",
+    }
+    assert (report["skipped"], report["done"], report["failed"]) == (final["total"], 0, 0)
+
+
+@pytest.mark.slow
+def test_inspect_ping_answers_from_both_workers(cluster):
+    ping = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker.app", "inspect", "ping", "--timeout", "5"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert ping.returncode == 0, ping.stderr
+    for worker in cluster.workers:
+        assert worker.node.replace("%h", "") in ping.stdout
+
+
+@pytest.mark.slow
+def test_cancel_skips_what_is_left(cluster, tmp_path):
+    """Workers stop consuming while the job is submitted and cancelled, so every image is still
+    pending when the cancel lands; once they consume again they drop the job's messages."""
+    from worker.app import make_app
+
+    control = make_app(cluster.redis.url).control
+    write_generated_images(tmp_path / "in", 12)
+    nodes = [worker.node for worker in cluster.workers]
+    control.cancel_consumer("colorquant", destination=nodes, reply=True)
+    try:
+        job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
+        job = job.strip()
+        cancelled = cluster.cli("cancel", job)
+    finally:
+        control.add_consumer("colorquant", destination=nodes, reply=True)
+    assert cancelled.returncode == 0, cancelled.stderr
+    wait_for(cluster.queue_drained, "the cancelled job's messages to be dropped")
+    document = cluster.status(job)
+    assert document["state"] == "cancelled"
+    assert (document["done"], document["pending"], document["total"]) == (0, 12, 12)
+    assert not list((tmp_path / "out").rglob("*.png"))
+    assert cluster.cli("watch", job).returncode == 1
+
+
+@pytest.mark.slow
+def test_retry_moves_fixed_failures_to_done(cluster, tmp_path):
+    folder = tmp_path / "in"
+    write_generated_images(folder, 3)
+    broken = folder / "broken.jpg"
+    broken.write_text("this is text, not a JPEG")
+    first = cluster.cli("submit", folder, "-o", tmp_path / "out", "--wait", "--json")
+    report = json.loads(first.stdout)
+    assert first.returncode == 1
+    assert (report["done"], report["failed"]) == (3, 1)
+    assert report["failures"][0]["path"] == "broken.jpg" and report["failures"][0]["error"]
+
+    shutil.copy(folder / "gen-000.png", broken)  # fixed: a real image (PNG bytes, .jpg name)
+    assert cluster.cli("retry", report["job"]).returncode == 0
+    assert cluster.cli("watch", report["job"]).returncode == 0
+    document = cluster.status(report["job"])
+    assert document["state"] == "done"
+    assert (document["done"], document["failed"], document["total"]) == (4, 0, 4)
+    assert document["failures"] == []
+    assert (tmp_path / "out" / "broken.palette.json").is_file()
+
+
+@pytest.mark.slow
+def test_forged_paths_write_nothing(cluster, tmp_path):
+    """A message naming a path outside the job's roots is refused by the worker."""
+    from worker.app import make_app
+    from worker.settings import CHUNK_TASK
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_generated_images(folder, 1)
+    secret = tmp_path / "secret.png"
+    shutil.copy(folder / "gen-000.png", secret)
+    job = cluster.cli("submit", folder, "-o", out, check=True).stdout.strip()
+    cluster.wait_until_final(job)
+    forged = [
+        [0, "../secret.png", "forged-a", "forged-a.png"],
+        [0, str(secret), "forged-b", "forged-b.png"],
+        [7, "gen-000.png", "forged-c", "forged-c.png"],
+        [0, "gen-000.png", "forged-d", "../../escaped.png"],
+    ]
+    make_app(cluster.redis.url).send_task(CHUNK_TASK, (job, forged), queue="colorquant")
+    wait_for(cluster.queue_drained, "the forged message to be handled")
+    document = wait_for(lambda: (d := cluster.status(job))["failed"] == 4 and d, "4 refusals")
+    assert {failure["path"] for failure in document["failures"]} == {
+        "forged-a",
+        "forged-b",
+        "forged-c",
+        "forged-d",
+    }
+    assert sorted(path.name for path in out.rglob("*")) == ["gen-000.palette.json", "gen-000.png"]
+    assert not (tmp_path / "escaped.png").exists()
+
+
+def test_unreachable_broker_is_one_line_with_password_masked(tmp_path):
+    folder = tmp_path / "in"
+    write_generated_images(folder, 1)
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    env = {**os.environ, "COLORQUANT_BROKER_URL": url}
+    for args in (["submit", folder, "-o", tmp_path / "out"], ["status", "abc"], ["jobs"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *map(str, args)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+        )
+        assert done.returncode == 2, (args, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "127.0.0.1" in lines[0] and "***" in lines[0]
+        assert "hunter2" not in done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+
+
+def test_compose_file_is_valid():
+    if shutil.which("docker-compose") is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed (apt-get install docker-compose)")
+        pytest.skip("docker-compose is not installed")
+    env = {**os.environ, "FLOWER_BASIC_AUTH": "admin:test-only"}
+    done = subprocess.run(
+        ["docker-compose", "-f", "docker-compose.yml", "config", "-q"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
