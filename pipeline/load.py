@@ -32,6 +32,7 @@ class LoadedImage:
     image: Image.Image
     bytes_in: int
     format: str
+    icc_profile: bytes | None = None  # kept so the output shows the same colours as the source
 
     @property
     def has_alpha(self) -> bool:
@@ -71,6 +72,7 @@ def load_image(path: Path, root: Path) -> LoadedImage:
                 fmt = image.format or "image"
                 image.seek(0)
                 image.load()
+                icc_profile = image.info.get("icc_profile")
                 upright = _to_working_mode(ImageOps.exif_transpose(image))
     except ImageRejected:
         raise
@@ -82,7 +84,9 @@ def load_image(path: Path, root: Path) -> LoadedImage:
         raise ImageRejected(_decode_reason(exc, locals().get("fmt"))) from None
     except MemoryError:
         raise ImageRejected("out of memory while decoding") from None
-    return LoadedImage(upright, stat.st_size, fmt)
+    if image.mode == "CMYK":
+        icc_profile = None  # a CMYK profile does not describe the converted RGB
+    return LoadedImage(upright, stat.st_size, fmt, icc_profile or None)
 
 
 class _pixel_limit:
@@ -140,8 +144,6 @@ def _to_working_mode(image: Image.Image) -> Image.Image:
         return image
     if mode in ALPHA_MODES or (mode in ("P", "L", "RGB") and "transparency" in image.info):
         return image.convert("RGBA")
-    if mode in ("I;16", "RGB;16") or mode.endswith(";16"):
-        return _wide_gray_to_rgb(image)
     return image.convert("RGB")
 
 

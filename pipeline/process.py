@@ -93,7 +93,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     load_ms = (time.perf_counter() - started) * 1000.0
     result = quantize_image(loaded.image, params)
     started = time.perf_counter()
-    png = png_bytes(result.indexed)
+    png = png_bytes(result.indexed, loaded.icc_profile)
     write_atomic(png_path, png)
     timings = {
         "load": round(load_ms, 2),

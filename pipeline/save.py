@@ -65,10 +65,13 @@ def write_atomic(final: Path, data: bytes) -> None:
         raise
 
 
-def png_bytes(indexed: Image.Image) -> bytes:
-    """Encode a mode-P image as PNG, with tRNS when it has transparency and no metadata."""
+def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:
+    """Encode a mode-P image as PNG: tRNS when it has transparency, the source's colour
+    profile when it had one, and no other metadata (no EXIF, no GPS)."""
     buffer = io.BytesIO()
     options = {"compress_level": PNG_COMPRESS_LEVEL}
+    if icc_profile:
+        options["icc_profile"] = icc_profile
     if "transparency" in indexed.info:
         options["transparency"] = indexed.info["transparency"]
     indexed.save(buffer, format="PNG", **options)

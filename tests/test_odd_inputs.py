@@ -201,3 +201,15 @@ def test_memory_stays_bounded_on_the_bad_files(tmp_path):
         with pytest.raises(ImageRejected):
             load_image(folder / name, folder)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000
+
+
+def test_colour_profile_is_carried_over_so_colours_stay_right(tmp_path):
+    from PIL import ImageCms
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(photo()).save(folder / "tagged.jpg", icc_profile=profile)
+    result, out = _quantize(tmp_path, folder, "tagged.jpg")
+    assert result.status == "done"
+    assert Image.open(out / "tagged.png").info["icc_profile"] == profile
