@@ -200,7 +200,8 @@ BrokerOpt = Annotated[
     typer.Option(
         "--broker",
         metavar="URL",
-        help="Redis broker URL.  [default: $COLORQUANT_BROKER_URL, else redis://localhost:6379/0]",
+        help="Redis broker URL (default: $COLORQUANT_BROKER_URL, else "
+        "redis://localhost:6379/0). A password in it is never printed.",
         show_default=False,
     ),
 ]
@@ -248,7 +249,7 @@ def submit(
     With --wait: exit code 0 when every image succeeded, 1 when some failed; 2 for a usage
     error or an unreachable broker.
     """
-    from worker.client import status as job_status
+    from worker.client import status_reader
     from worker.client import submit as submit_job
     from worker.render import batch_report, follow
 
@@ -266,7 +267,7 @@ def submit(
                 f"{receipt['total']} images queued; follow with: colorquant watch {receipt['job']}"
             )
             return
-        final = follow(lambda: job_status(receipt["job"], broker), err)
+        final = follow(status_reader(receipt["job"], broker), err)
     print_batch_report(batch_report(final), out, as_json)
     raise typer.Exit(job_exit_code(final))
 
@@ -282,17 +283,17 @@ def status(job: JobArg, broker: BrokerOpt = None, as_json: JsonOpt = False):
     if as_json:
         print(json.dumps(document, indent=1, ensure_ascii=False))
     else:
-        print_status(document, Console(highlight=False))
+        print_status(document, Console(highlight=False, soft_wrap=True))
 
 
 @app.command()
 def watch(job: JobArg, broker: BrokerOpt = None):
     """Follow a job live until it ends. Exit code 1 if anything failed or it was cancelled."""
-    from worker.client import status as job_status
+    from worker.client import status_reader
     from worker.render import follow, print_failures
 
     with job_errors():
-        final = follow(lambda: job_status(job, broker), err)
+        final = follow(status_reader(job, broker), err)
     err.print(
         f"job {job} {final['state']}: {final['done']} done, {final['skipped']} skipped, "
         f"{final['failed']} failed of {final['total']}"
@@ -312,7 +313,7 @@ def jobs(broker: BrokerOpt = None, as_json: JsonOpt = False):
     if as_json:
         print(json.dumps(documents, indent=1, ensure_ascii=False))
     else:
-        print_jobs(documents, Console(highlight=False))
+        print_jobs(documents, Console(highlight=False, soft_wrap=True))
 
 
 @app.command()
@@ -343,7 +344,7 @@ def worker(
             "-c",
             "--concurrency",
             min=1,
-            help="Pool processes.  [default: $COLORQUANT_CONCURRENCY, else number of cores]",
+            help="Pool processes (default: $COLORQUANT_CONCURRENCY, else the number of cores).",
             show_default=False,
         ),
     ] = None,

@@ -13,37 +13,89 @@ import numpy as np
 from pipeline.histogram import ColorHistogram
 from pipeline.pixels import PixelSource, unpack
 
-#: Bits per channel of the coarse histogram the fit starts on (RGB 5: ≤32,768 bins).
-COARSE_BITS = {3: 5, 4: 4}
+#: Bits per channel of the histogram levels the fit climbs through, coarse to fine. The last
+#: one is the histogram's own (fine) resolution.
+LEVELS = {3: (4, 5, 6), 4: (3, 4, 5)}
 
-#: Lloyd steps on the coarse bins, at most; they stop earlier once centres move less than tol.
-COARSE_ITERATIONS = 30
+#: k-means++ seeds on the coarsest level holding at least this many points per cluster.
+SEED_POINTS_PER_CLUSTER = 8
 
-#: Lloyd steps on the fine bins after the coarse ones, at most.
-FINE_ITERATIONS = 6
+#: Lloyd steps on each coarse level, at most; they stop earlier once centres move less than tol.
+COARSE_ITERATIONS = 10
+
+#: Lloyd steps on the fine level after the coarse ones, at most.
+FINE_ITERATIONS = 10
 
 #: Largest centre move (0–255 scale) below which Lloyd iterations are considered converged.
-TOLERANCE = 0.2
+TOLERANCE = 0.02
 
-#: Below this many points per cluster, the fit runs on the exact distinct colours instead.
-MIN_POINTS_PER_CLUSTER = 4
+#: Coarse-level tolerance: a coarse level only has to bring the centres near their place.
+COARSE_TOLERANCE = 0.2
+
+#: Over-relaxation of each Lloyd step (1: plain Lloyd).
+RELAX = 1.8
+
+#: Final Lloyd steps on the distinct colours themselves, by palette size: (from K, steps).
+#: Bins constrain all their colours to one cluster, which costs most at large K.
+DISTINCT_ITERATIONS = ((48, 3), (128, 6))
+
+#: Above this many distinct colours the distinct-colour steps are skipped (big photos).
+MAX_DISTINCT_POINTS = 400_000
+
+#: Points per block of the distance computation, so the (block × K) matrix stays in cache.
+BLOCK_POINTS = 2048
+
+#: Local trials per centre of scikit-learn's greedy k-means++ (None: its default, 2 + ln K).
+LOCAL_TRIALS = None
 
 
 def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.ndarray:
     """Palette centres (float, 0–255) from the weighted colour histogram."""
     from sklearn.cluster import kmeans_plusplus
 
-    coarse, coarse_weights = histogram.points(COARSE_BITS[histogram.channels])
-    fine, fine_weights = histogram.points()
-    if len(coarse) < MIN_POINTS_PER_CLUSTER * n_colors:
-        coarse, coarse_weights = fine, fine_weights
-    if len(coarse) < n_colors:
+    levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
+    points = {}
+    for bits in levels:
+        points[bits] = histogram.points(bits)
+        if len(points[bits][0]) >= SEED_POINTS_PER_CLUSTER * n_colors:
+            break
+    seed_bits = bits
+    seed_points, seed_weights = points[seed_bits]
+    if len(seed_points) < n_colors:
         raise ValueError("fewer histogram points than colours")
-    centres, _ = kmeans_plusplus(coarse, n_colors, sample_weight=coarse_weights, random_state=seed)
-    centres = weighted_lloyd(coarse, coarse_weights, centres, COARSE_ITERATIONS)
-    if coarse is not fine:
-        centres = weighted_lloyd(fine, fine_weights, centres, FINE_ITERATIONS)
+    centres, _ = kmeans_plusplus(
+        seed_points, n_colors, sample_weight=seed_weights, random_state=seed,
+        n_local_trials=LOCAL_TRIALS,
+    )
+    # Lloyd on the last two levels: the coarse one moves the centres most of the way cheaply.
+    for bits in levels[-2:]:
+        if bits < seed_bits:
+            continue
+        last = bits == levels[-1]
+        level_points, level_weights = points.get(bits) or histogram.points(bits)
+        centres = weighted_lloyd(
+            level_points,
+            level_weights,
+            centres,
+            FINE_ITERATIONS if last else COARSE_ITERATIONS,
+            TOLERANCE if last else COARSE_TOLERANCE,
+        )
+    steps = _distinct_iterations(n_colors)
+    if steps and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
+        distinct = histogram.distinct_points()
+        if distinct is not None:
+            centres = weighted_lloyd(*distinct, centres, steps, TOLERANCE)
     return centres
+
+
+def _distinct_iterations(n_colors: int) -> int:
+    """Lloyd steps on the distinct colours for a palette of ``n_colors``: 0 up to the first
+    threshold of DISTINCT_ITERATIONS, then the count of the largest threshold reached."""
+    steps = 0
+    for threshold, count in DISTINCT_ITERATIONS:
+        if n_colors >= threshold:
+            steps = count
+    return steps
 
 
 def fit_distinct(colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int) -> np.ndarray:
@@ -56,31 +108,76 @@ def fit_distinct(colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: in
     return weighted_lloyd(points, weights, centres, COARSE_ITERATIONS + FINE_ITERATIONS)
 
 
-def weighted_lloyd(points, weights, centres, iterations, tol=TOLERANCE) -> np.ndarray:
-    """Lloyd's k-means steps on weighted points; an empty cluster keeps its previous centre."""
+def weighted_lloyd(points, weights, centres, iterations, tol=None) -> np.ndarray:
+    """Lloyd's k-means steps on weighted points; an empty cluster keeps its previous centre.
+
+    Hamerly's bounds skip the points whose nearest centre cannot have changed: an upper bound on
+    the distance to their own centre and a lower bound on the distance to any other, both moved
+    by how far the centres moved. Late iterations, where few points change cluster, then cost
+    little more than the centre update. Distances are float32, which is plenty for fitting.
+    """
+    tol = TOLERANCE if tol is None else tol
+    points = np.asarray(points, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    centres = np.array(centres, dtype=np.float64)
+    n_clusters, channels = centres.shape
     points32 = points.astype(np.float32)
     weighted = points * weights[:, None]
-    centres = np.asarray(centres, dtype=np.float64)
-    n_clusters, channels = centres.shape
+    norms = np.einsum("ij,ij->i", points32, points32)
+    labels, upper, lower = _two_nearest(points32, norms, centres)
     for _ in range(iterations):
-        c32 = centres.astype(np.float32)
-        distances = points32 @ (-2.0 * c32.T)
-        distances += (c32 * c32).sum(axis=1)
-        labels = distances.argmin(axis=1)
-        totals = np.bincount(labels, weights=weights, minlength=n_clusters)
-        moved = np.empty_like(centres)
-        for channel in range(channels):
-            moved[:, channel] = np.bincount(
-                labels, weights=weighted[:, channel], minlength=n_clusters
-            )
-        filled = totals > 0
-        moved[filled] /= totals[filled, None]
-        moved[~filled] = centres[~filled]
-        shift = np.abs(moved - centres).max()
+        moved = _weighted_means(labels, weights, weighted, centres)
+        if RELAX != 1.0:
+            moved = centres + RELAX * (moved - centres)
+        step = np.sqrt(((moved - centres) ** 2).sum(axis=1))
         centres = moved
-        if shift < tol:
+        if step.max() < tol:
             break
+        upper += step[labels]
+        lower -= step.max()
+        stale = np.flatnonzero(upper > lower)
+        if len(stale):
+            labels[stale], upper[stale], lower[stale] = _two_nearest(
+                points32[stale], norms[stale], centres
+            )
     return centres
+
+
+def _two_nearest(points32: np.ndarray, norms: np.ndarray, centres: np.ndarray):
+    """Nearest centre of each point, its distance, and the distance to the second nearest."""
+    c32 = centres.astype(np.float32)
+    minus_2c = np.ascontiguousarray(-2.0 * c32.T)
+    c_norms = np.einsum("ij,ij->i", c32, c32)
+    n = len(points32)
+    labels = np.empty(n, dtype=np.intp)
+    first = np.empty(n, dtype=np.float32)
+    second = np.full(n, np.inf, dtype=np.float32)
+    for start in range(0, n, BLOCK_POINTS):
+        part = slice(start, start + BLOCK_POINTS)
+        distances = points32[part] @ minus_2c
+        distances += c_norms
+        rows = np.arange(len(distances))
+        nearest = distances.argmin(axis=1)
+        labels[part] = nearest
+        first[part] = distances[rows, nearest]
+        if distances.shape[1] > 1:
+            distances[rows, nearest] = np.inf
+            second[part] = distances[rows, distances.argmin(axis=1)]
+    upper = np.sqrt(np.maximum(first + norms, 0.0), dtype=np.float64)
+    lower = np.sqrt(np.maximum(second + norms, 0.0), dtype=np.float64)
+    return labels, upper, lower
+
+
+def _weighted_means(labels, weights, weighted, centres):
+    n_clusters, channels = centres.shape
+    totals = np.bincount(labels, weights=weights, minlength=n_clusters)
+    moved = np.empty_like(centres)
+    for channel in range(channels):
+        moved[:, channel] = np.bincount(labels, weights=weighted[:, channel], minlength=n_clusters)
+    filled = totals > 0
+    moved[filled] /= totals[filled, None]
+    moved[~filled] = centres[~filled]
+    return moved
 
 
 def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.pixels import PixelSource, bin_keys
+from pipeline.pixels import PixelSource, bin_keys, mark_rgb, unpack
 
 #: Bits per channel of the fine histogram: 6 for RGB (262,144 bins), 5 for RGBA (1,048,576).
 FINE_BITS = {3: 6, 4: 5}
@@ -22,58 +22,135 @@ RGBA_DISTINCT_LIMIT = 16_000_000
 
 @dataclass
 class ColorHistogram:
-    """Counts and colour sums per fine bin, plus what the image holds beyond the bins."""
+    """Counts and colour sums per fine bin, plus what the image holds beyond the bins.
+
+    For RGB the pass over the pixels records only bin counts and which colours are present; a
+    bin's mean colour is then taken as the mean of its distinct colours (see :attr:`sums`), which
+    saves three weighted passes over every pixel. Counts, distinct colours and everything the
+    metrics use stay exact; only the points the fit runs on are this close approximation.
+    """
 
     channels: int
     bits: int
     counts: np.ndarray  # (bins,) int64
-    sums: np.ndarray  # (bins, channels) float64
-    distinct: np.ndarray | None  # sorted packed distinct colours (opaque ones for RGBA)
     distinct_count: int
     transparent_count: int
     transparent_sum: np.ndarray  # RGB sum over fully transparent pixels
+    #: RGB: a 2^24 uint8 table, non-zero at each colour present (reusable as a label table).
+    present: np.ndarray | None = None
+    #: RGBA: sorted packed distinct opaque colours (None above RGBA_DISTINCT_LIMIT pixels).
+    _distinct: np.ndarray | None = None
+    #: (bins, channels) float64 colour sums; RGBA fills them exactly, RGB on first use.
+    _sums: np.ndarray | None = None
+
+    @property
+    def has_distinct(self) -> bool:
+        """Whether the distinct colours were recorded (always for RGB)."""
+        return self.present is not None or self._distinct is not None
+
+    @property
+    def distinct(self) -> np.ndarray | None:
+        """Sorted packed distinct colours (opaque ones for RGBA), or None when not counted.
+
+        For RGB, read this before :attr:`present` is reused for anything else.
+        """
+        if self._distinct is None and self.present is not None:
+            self._distinct = np.flatnonzero(self.present.view(bool)).astype(np.uint32)
+        return self._distinct
+
+    @property
+    def sums(self) -> np.ndarray:
+        """Colour sums per bin: exact for RGBA; for RGB, count × mean of the bin's distinct
+        colours (a bin spans 4 levels per channel, so this stays within a level or two)."""
+        if self._sums is None:
+            colors = self.distinct
+            keys = bin_keys(colors, self.bits, self.channels)
+            size = len(self.counts)
+            listed = np.bincount(keys, minlength=size).astype(np.float64)
+            listed[listed == 0] = 1.0
+            scale = self.counts / listed
+            self._sums = np.stack(
+                [
+                    np.bincount(keys, weights=(colors >> (8 * c)) & 0xFF, minlength=size) * scale
+                    for c in range(self.channels)
+                ],
+                axis=1,
+            )
+        return self._sums
+
+    def distinct_points(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """RGB: the distinct colours as points, each weighted by an equal share of its bin's
+        count (the counts of single colours are not recorded). None for RGBA."""
+        if self.present is None:
+            return None
+        colors = self.distinct
+        keys = bin_keys(colors, self.bits, self.channels)
+        listed = np.bincount(keys, minlength=len(self.counts))
+        weights = self.counts[keys] / listed[keys]
+        return unpack(colors, self.channels).astype(np.float64), weights
 
     def points(self, bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``."""
-        counts, sums = self.counts, self.sums
+        nonempty = np.flatnonzero(self.counts)
+        counts, sums = self.counts[nonempty], self.sums[nonempty]
         if bits is not None and bits < self.bits:
-            counts, sums = _coarsen(counts, sums, self.bits, bits, self.channels)
-        nonempty = np.flatnonzero(counts)
-        weights = counts[nonempty].astype(np.float64)
-        return sums[nonempty] / weights[:, None], weights
+            coarse = _coarse_keys(nonempty, self.bits, bits, self.channels)
+            occupied, inverse = np.unique(coarse, return_inverse=True)
+            counts = np.bincount(inverse, weights=counts, minlength=len(occupied))
+            sums = np.stack(
+                [
+                    np.bincount(inverse, weights=sums[:, c], minlength=len(occupied))
+                    for c in range(self.channels)
+                ],
+                axis=1,
+            )
+        weights = counts.astype(np.float64)
+        return sums / weights[:, None], weights
 
 
 def build_histogram(source: PixelSource) -> ColorHistogram:
-    """One pass over the pixels: fine-bin counts and sums, distinct colours, transparency."""
-    channels = source.channels
+    """One pass over the pixels: fine-bin counts, distinct colours, transparency (and, for
+    RGBA, the exact colour sums per bin)."""
+    if source.channels == 3:
+        return _build_rgb(source)
+    return _build_rgba(source)
+
+
+def _build_rgb(source: PixelSource) -> ColorHistogram:
+    bits = FINE_BITS[3]
+    size = 1 << (3 * bits)
+    counts = np.zeros(size, dtype=np.int64)
+    present = np.zeros(1 << 24, dtype=np.uint8)
+    for strip in source.strips():
+        mark_rgb(present, strip)
+        counts += np.bincount(bin_keys(strip, bits, 3), minlength=size)
+    distinct_count = int(np.count_nonzero(present.view(bool)))
+    return ColorHistogram(3, bits, counts, distinct_count, 0, np.zeros(3), present)
+
+
+def _build_rgba(source: PixelSource) -> ColorHistogram:
+    channels = 4
     bits = FINE_BITS[channels]
     size = 1 << (bits * channels)
     counts = np.zeros(size, dtype=np.int64)
     sums = np.zeros((channels, size), dtype=np.float64)
-    present = np.zeros(1 << 24, dtype=bool) if channels == 3 else None
     opaque_parts = []
     transparent_count = 0
     transparent_sum = np.zeros(3)
     for strip in source.strips():
-        if channels == 4:
-            clear = (strip >> 24) == 0
-            if clear.any():
-                transparent_count += int(clear.sum())
-                transparent_sum += _channel_sums(strip[clear], 3)
-                strip = strip[~clear]
-            if source.count <= RGBA_DISTINCT_LIMIT:
-                opaque_parts.append(np.unique(strip))
-        else:
-            present[strip & 0xFFFFFF] = True
+        clear = (strip >> 24) == 0
+        if clear.any():
+            transparent_count += int(clear.sum())
+            transparent_sum += _channel_sums(strip[clear], 3)
+            strip = strip[~clear]
+        if source.count <= RGBA_DISTINCT_LIMIT:
+            opaque_parts.append(np.unique(strip))
         keys = bin_keys(strip, bits, channels)
         counts += np.bincount(keys, minlength=size)
         for channel in range(channels):
             weights = (strip >> (8 * channel)) & 0xFF
             sums[channel] += np.bincount(keys, weights=weights, minlength=size)
-    if present is not None:
-        distinct = np.flatnonzero(present).astype(np.uint32)
-        distinct_count = len(distinct)
-    elif source.count <= RGBA_DISTINCT_LIMIT:
+    if source.count <= RGBA_DISTINCT_LIMIT:
         distinct = (
             np.unique(np.concatenate(opaque_parts)) if opaque_parts else np.empty(0, np.uint32)
         )
@@ -84,11 +161,12 @@ def build_histogram(source: PixelSource) -> ColorHistogram:
         channels,
         bits,
         counts,
-        sums.T.copy(),
-        distinct,
         distinct_count,
         transparent_count,
         transparent_sum,
+        None,
+        distinct,
+        sums.T.copy(),
     )
 
 
@@ -96,16 +174,11 @@ def _channel_sums(packed: np.ndarray, channels: int) -> np.ndarray:
     return np.array([((packed >> (8 * c)) & 0xFF).sum(dtype=np.int64) for c in range(channels)])
 
 
-def _coarsen(counts, sums, bits, coarse_bits, channels):
-    """Merge fine bins into coarser ones by summing blocks of the bin grid."""
-    factor = 1 << (bits - coarse_bits)
-    side = 1 << coarse_bits
-    shape = []
-    for _ in range(channels):
-        shape[:0] = [side, factor]  # channel 0 is the fastest-varying axis
-    axes = tuple(range(1, 2 * channels, 2))
-    coarse_counts = counts.reshape(shape).sum(axis=axes).ravel()
-    coarse_sums = np.stack(
-        [sums[:, c].reshape(shape).sum(axis=axes).ravel() for c in range(channels)], axis=1
-    )
-    return coarse_counts, coarse_sums
+def _coarse_keys(keys: np.ndarray, bits: int, coarse_bits: int, channels: int) -> np.ndarray:
+    """Bin keys at ``bits`` per channel → the keys of their bins at ``coarse_bits``."""
+    drop = bits - coarse_bits
+    mask = (1 << coarse_bits) - 1
+    coarse = np.zeros_like(keys)
+    for channel in range(channels):
+        coarse |= ((keys >> (bits * channel + drop)) & mask) << (coarse_bits * channel)
+    return coarse

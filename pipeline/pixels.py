@@ -65,14 +65,47 @@ def pack(colors: np.ndarray) -> np.ndarray:
     return padded.view(np.uint32).ravel()
 
 
+#: Pixels per block of element-wise work. Blocks of 256 KB stay in cache and below the size
+#: at which malloc maps fresh pages for every temporary, which would cost more than the work.
+BLOCK = 1 << 16
+
+
+def blocks(length: int) -> Iterator[slice]:
+    """Slices of ``range(length)`` of BLOCK elements each."""
+    for start in range(0, length, BLOCK):
+        yield slice(start, min(length, start + BLOCK))
+
+
 def bin_keys(packed: np.ndarray, bits: int, channels: int) -> np.ndarray:
     """Histogram bin of each pixel: the top ``bits`` of each channel, channel 0 lowest."""
     mask = (1 << bits) - 1
     drop = 8 - bits
-    keys = (packed >> drop) & mask
-    for channel in range(1, channels):
-        keys |= ((packed >> (8 * channel + drop)) & mask) << (bits * channel)
-    return keys
+    out = np.empty(len(packed), dtype=packed.dtype)
+    for part in blocks(len(packed)):
+        block = packed[part]
+        keys = block >> drop
+        keys &= mask
+        for channel in range(1, channels):
+            # Channel c's top bits sit at 8c + drop; moving them to bits·c is one right shift.
+            piece = block >> (8 * channel + drop - bits * channel)
+            piece &= mask << (bits * channel)
+            keys |= piece
+        out[part] = keys
+    return out
+
+
+def rgb_lookup(table: np.ndarray, packed: np.ndarray) -> np.ndarray:
+    """``table[rgb]`` for each packed pixel (padding byte ignored), block by block."""
+    out = np.empty(len(packed), dtype=table.dtype)
+    for part in blocks(len(packed)):
+        out[part] = table[packed[part] & 0xFFFFFF]
+    return out
+
+
+def mark_rgb(table: np.ndarray, packed: np.ndarray) -> None:
+    """Set ``table[rgb] = 1`` for each packed pixel, block by block."""
+    for part in blocks(len(packed)):
+        table[packed[part] & 0xFFFFFF] = 1
 
 
 def bin_corners(bins: np.ndarray, bits: int, channels: int) -> np.ndarray:

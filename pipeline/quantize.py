@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from pipeline.fit import fit_distinct, fit_histogram, fit_random, fit_sample
 from pipeline.histogram import ColorHistogram, build_histogram
-from pipeline.label import Labeler, squared_error
+from pipeline.label import Labeler, fill_color_table, squared_error
 from pipeline.params import QuantizeParams
-from pipeline.pixels import PixelSource, bin_keys, pack, unpack
+from pipeline.pixels import PixelSource, bin_keys, pack, rgb_lookup, unpack
+from pipeline.settings import STRIP_PIXELS
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _choose_palette(
     """The integer palette (n, channels), n ≤ k, duplicates removed, transparent entry last."""
     clear = histogram.transparent_count > 0
     n_colors = params.k - (1 if clear else 0)
-    if histogram.distinct is not None and histogram.distinct_count <= n_colors:
+    if histogram.has_distinct and histogram.distinct_count <= n_colors:
         palette = unpack(histogram.distinct, source.channels).copy()
     elif params.method == "random":
         palette = _round(fit_random(source, n_colors, params.seed))
@@ -85,7 +86,7 @@ def _choose_palette(
 
 def _fit_all_pixels(source, histogram, n_colors, seed):
     occupied = np.count_nonzero(histogram.counts)
-    if occupied >= 4 * n_colors or histogram.distinct is None:
+    if occupied >= 4 * n_colors or not histogram.has_distinct:
         return fit_histogram(histogram, n_colors, seed)
     colors, counts = _distinct_with_counts(source)
     return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed)
@@ -116,23 +117,64 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     channels = source.channels
     has_clear = channels == 4 and histogram.transparent_count > 0
     opaque_palette = palette[:-1] if has_clear else palette
-    labeler = Labeler(opaque_palette, np.flatnonzero(histogram.counts), histogram.bits)
+    labeler = Labeler(opaque_palette)
+    table = _color_table(histogram, labeler) if channels == 3 else None
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
     start = 0
     for strip in source.strips():
-        strip_labels = np.full(len(strip), len(palette) - 1, dtype=np.int16)
-        if has_clear:
+        if table is not None:
+            strip_labels = rgb_lookup(table, strip)
+        elif has_clear:
+            strip_labels = np.full(len(strip), len(palette) - 1, dtype=np.uint8)
             opaque = (strip >> 24) != 0
             strip_labels[opaque] = labeler(strip[opaque])
         else:
             strip_labels = labeler(strip)
-        error += squared_error(strip, strip_labels, palette)
-        counts += np.bincount(strip_labels, minlength=len(palette))
+        if channels == 4:
+            error += squared_error(strip, strip_labels, palette)
+            counts += np.bincount(strip_labels, minlength=len(palette))
         labels[start : start + len(strip)] = strip_labels
         start += len(strip)
+    if channels == 3:
+        error, counts = _error_and_counts(source.image, labels, palette)
     return labels, counts, error
+
+
+#: Rough costs (ns) that pick how RGB pixels are labelled: per pixel × palette colour of the
+#: matrix product, per pixel of a table lookup, and the fixed cost of listing distinct colours.
+_COST_PRODUCT, _COST_LOOKUP, _COST_LIST = 0.6, 1.5, 2.5e6
+
+
+def _color_table(histogram: ColorHistogram, labeler: Labeler) -> np.ndarray | None:
+    """The 2^24 label table over the image's distinct colours, when that is cheaper than
+    labelling every pixel with the matrix product (it is, unless the image is small)."""
+    pixels, k = int(histogram.counts.sum()), len(labeler.palette)
+    direct = pixels * k * _COST_PRODUCT
+    tabled = _COST_LIST + histogram.distinct_count * k * _COST_PRODUCT + pixels * _COST_LOOKUP
+    if histogram.present is None or direct <= tabled:
+        return None
+    distinct = histogram.distinct  # listed (and cached) before the table is reused for labels
+    return fill_color_table(labeler, distinct, histogram.present)
+
+
+def _error_and_counts(image: Image.Image, labels: np.ndarray, palette: np.ndarray):
+    """Exact squared error and per-entry counts of an RGB result, computed by Pillow in C:
+    the per-channel histogram of |source − result| gives the sum of squares."""
+    indexed = _indexed_image(labels, image.size, palette, None)
+    counts = np.array(indexed.histogram()[: len(palette)], dtype=np.int64)
+    squares = np.arange(256, dtype=np.int64) ** 2
+    error = 0
+    width, height = image.size
+    rows = max(1, STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        box = (0, top, width, min(height, top + rows))
+        whole = rows >= height
+        result = (indexed if whole else indexed.crop(box)).convert("RGB")
+        difference = ImageChops.difference(image if whole else image.crop(box), result)
+        error += int((np.array(difference.histogram(), dtype=np.int64).reshape(3, 256) @ squares).sum())
+    return error, counts
 
 
 def _indexed_image(labels, size, rgb, alphas) -> Image.Image:

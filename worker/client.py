@@ -9,6 +9,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -84,10 +85,17 @@ class ChunkPublisher:
             rows.append(item_row(self.root_index[item.root], item))
         return rows, new_root
 
+    @contextmanager
+    def producer(self):
+        """One producer on one connection to the job's broker, shared by every message."""
+        app = self.task.app
+        with app.connection_for_write(self.store.url) as connection:
+            yield app.amqp.Producer(connection)
+
     def publish_all(self, items: Iterable[InputItem]) -> int:
         """Count then publish each chunk, so ``done`` never runs ahead of ``total``."""
         total = 0
-        with self.task.app.producer_or_acquire() as producer:
+        with self.producer() as producer:
             for chunk in guided_chunks(items, max_chunk()):
                 good = [item for item in chunk if not item.error]
                 rows, new_root = self.rows(good)
@@ -155,6 +163,12 @@ def status(job: str, broker: str | None = None, *, store: JobStore | None = None
     if meta is None:
         raise UnknownJob(job)
     return status_document(meta, _read(store.failures, job), now=time.time())
+
+
+def status_reader(job: str, broker: str | None = None):
+    """A function returning the job's current status, reusing one Redis connection."""
+    store = open_store(broker)
+    return lambda: status(job, store=store)
 
 
 def _read(method, *args):
@@ -247,7 +261,7 @@ def retry(job: str, broker: str | None = None) -> dict:
         store.record(job, record["path"], FAILED, record["error"], None)
     published = 0
     try:
-        with publisher.task.app.producer_or_acquire() as producer:
+        with publisher.producer() as producer:
             for chunk in guided_chunks(rows, max_chunk()):
                 publisher.send(chunk, producer)
                 published += len(chunk)

@@ -54,10 +54,14 @@ def job_settings(job: str) -> JobSettings | None:
 
 def run_chunk(job: str, rows: list, *, final_try: bool) -> ChunkOutcome:
     outcome = ChunkOutcome()
-    settings = job_settings(job) if isinstance(job, str) else None
-    if settings is None or not isinstance(rows, list):
-        log.warning("job %r is unknown or expired; dropping a message of %s rows", job, len(rows))
-        outcome.counts["unknown"] += len(rows) if isinstance(rows, list) else 1
+    if not isinstance(job, str) or not isinstance(rows, list):
+        log.warning("dropping a malformed message (job %r)", job)
+        outcome.counts["malformed"] += 1
+        return outcome
+    settings = job_settings(job)
+    if settings is None:
+        log.warning("job %r is unknown or expired; dropping a message of %d rows", job, len(rows))
+        outcome.counts["unknown"] += len(rows)
         return outcome
     jobs = store()
     for row in rows:

@@ -6,6 +6,7 @@ folder the job does not own. The image work itself is ``pipeline.process.quantiz
 """
 
 import logging
+import os
 
 import redis
 from celery.signals import worker_process_init
@@ -25,6 +26,7 @@ def _warm_up_pool_process(**_):
 
     limit_threads_now()
     warm_up()
+    log.info("pool process %d warmed up: scikit-learn loaded, one BLAS/OpenMP thread", os.getpid())
 
 
 @app.task(

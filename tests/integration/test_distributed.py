@@ -256,3 +256,37 @@ def test_compose_file_is_valid():
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def mapped_files(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.slow
+def test_only_pool_processes_load_scikit_learn(cluster, finished_job):
+    """The worker's main process forks the pool, so it must never load scikit-learn (GNU OpenMP
+    is not fork-safe); each pool process loads it before its first task, and after a job it still
+    runs a single thread (no BLAS/OpenMP thread pool)."""
+    for worker in cluster.workers:
+        wait_for(lambda w=worker: "warmed up" in w.log.read_text(), "the pool to warm up")
+        assert "/sklearn/" not in mapped_files(worker.process.pid)
+        assert "libgomp" not in mapped_files(worker.process.pid)
+        pool = worker.pool_pids()
+        assert pool
+        for pid in pool:
+            assert "/sklearn/" in mapped_files(pid)
+            assert "Threads:\t1\n" in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize("command", [["status", "nojob"], ["jobs"], ["watch", "nojob"], ["--help"]])
+def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command):
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", *command],
+        env={**os.environ, "COLORQUANT_BROKER_URL": redis_server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not {name for name in imported if name.split(".")[0] in ("numpy", "sklearn", "scipy")}

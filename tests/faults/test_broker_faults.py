@@ -1,0 +1,192 @@
+"""The broker failing: redis-server crashing mid-job, and Redis down when a person runs a command.
+
+redis-server runs with AOF and ``appendfsync everysec`` (as in the compose file) and is killed
+with SIGKILL, then started again on the same port and directory. The job must still finish
+exactly, without anyone re-submitting it or running ``colorquant retry``.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.faults.faultkit import (
+    VISIBILITY_TIMEOUT_S,
+    assert_job_exact,
+    assert_struck_mid_job,
+    cli,
+    cli_env,
+    colorquant_command,
+    cut_after_acked_pop,
+    free_port,
+    job_status,
+    make_photos,
+    submit,
+    wait_for,
+    wait_until_done,
+    wait_until_started,
+)
+from worker.jobs import JOBS_INDEX, job_keys
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+#: How long Redis stays down: long enough that every worker sees its connection drop.
+DOWN_S = 1.5
+
+
+@pytest.mark.parametrize(
+    "lose_last_second",
+    [False, True],
+    ids=["crash", "crash-and-lose-the-last-second-of-aof"],
+)
+def test_redis_crash_mid_job_then_restart(
+    lose_last_second, redis_server, worker_factory, photo_job, tmp_path
+):
+    photos, names = photo_job
+    out = tmp_path / "out"
+    url = redis_server.url
+    workers = [worker_factory(url, concurrency=1), worker_factory(url, concurrency=1)]
+    job = submit(photos, out, url)
+    wait_until_started(job, url)
+
+    aof = redis_server.aof_files()[-1]
+    at_cut = job_status(job, url)
+    kept_bytes = aof.stat().st_size
+    if lose_last_second:
+        time.sleep(0.8)  # these writes are "not yet fsynced" and will be cut off below
+    before_crash = job_status(job, url)
+    redis_server.kill()
+    assert_struck_mid_job(before_crash)
+    if lose_last_second:
+        assert before_crash["done"] > at_cut["done"], "no image finished in the lost second"
+        # What a power cut does with everysec: the tail of the AOF never reached the disk. The
+        # cut may fall inside a command; Redis loads the complete prefix (aof-load-truncated).
+        assert aof.stat().st_size > kept_bytes, "no writes in the last second: nothing to lose"
+        os.truncate(aof, kept_bytes)
+    time.sleep(DOWN_S)
+    redis_server.start()
+
+    wait_until_done(job, url, timeout=12 * VISIBILITY_TIMEOUT_S + 60)
+    assert_job_exact(job, url, photos, names, out)
+
+    # The workers did not just reconnect: they still consume (Celery has open reports of
+    # workers that reconnect and then take nothing). A new job after the crash finishes too.
+    for worker in workers:
+        assert worker.process.poll() is None, worker.log()[-3000:]
+    later_out = tmp_path / "later"
+    later_names = [name for name in names if name.startswith("set0/")]
+    later = submit(photos / "set0", later_out, url)
+    wait_until_done(later, url, timeout=60 + 3 * VISIBILITY_TIMEOUT_S)
+    assert_job_exact(
+        later, url, photos / "set0", [name[len("set0/") :] for name in later_names], later_out
+    )
+
+
+def test_redis_crash_losing_a_popped_message_still_finishes(
+    redis_server, worker_factory, photo_job, tmp_path
+):
+    """The worst prefix of the lost second: kombu's pop of a message reached the AOF, its copy
+    into the unacked hash did not (they are separate commands), and the worker that ran it
+    finished and acked it before the crash. No message for those images exists any more, so only
+    the job's own bookkeeping can bring them back; the job must still finish by itself."""
+    photos, names = photo_job
+    out = tmp_path / "out"
+    url = redis_server.url
+    worker_factory(url, concurrency=2)
+    # One image per message, so a message is finished and acked within a fraction of a second
+    # and the cut below takes away well under a second of writes.
+    job = submit(photos, out, url, env={"COLORQUANT_CHUNK_SIZE": "1"})
+    wait_until_started(job, url, at_least=6)
+    before_crash = job_status(job, url)
+    redis_server.kill()
+    assert_struck_mid_job(before_crash)
+    lost_s = cut_after_acked_pop(redis_server.aof_files()[-1])
+    assert lost_s is not None, "no finished message to lose in the AOF; nothing was tested"
+    assert lost_s < 1.5, f"the cut took {lost_s:.2f} s of writes, more than a crash loses"
+    time.sleep(DOWN_S)
+    redis_server.start()
+
+    wait_until_done(job, url, timeout=12 * VISIBILITY_TIMEOUT_S + 60)
+    assert_job_exact(job, url, photos, names, out)
+
+
+def one_line_error(result, *, secret: str | None = None) -> str:
+    """The command failed with exit code 2 and one clear line on stderr, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "broker" in lines[0].lower(), lines[0]
+    if secret:
+        assert secret not in result.stderr + result.stdout
+    return lines[0]
+
+
+def test_broker_down_at_submit_and_status(tmp_path):
+    photos = tmp_path / "photos"
+    make_photos(photos, 3)
+    password = "s3cret-pa55word"
+    url = f"redis://:{password}@127.0.0.1:{free_port()}/0"  # nothing listens there
+
+    submitted = cli("submit", photos, "-o", tmp_path / "out", "--broker", url)
+    line = one_line_error(submitted, secret=password)
+    assert "127.0.0.1" in line
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+    waited = cli("submit", photos, "-o", tmp_path / "out", "--wait", "--json", "--broker", url)
+    one_line_error(waited, secret=password)
+
+    for command in (["status", "0123456789ab"], ["status", "0123456789ab", "--json"], ["jobs"]):
+        one_line_error(cli(*command, "--broker", url), secret=password)
+    # The same through the environment variable instead of --broker.
+    one_line_error(
+        cli("status", "0123456789ab", env={"COLORQUANT_BROKER_URL": url}), secret=password
+    )
+
+
+def test_broker_dies_during_submit_leaves_no_live_job(redis_server, tmp_path):
+    """Redis crashes while a big folder is being submitted: submit says so in one line, exits 2,
+    and once Redis is back no half-submitted job can look alive for ever."""
+    photos = tmp_path / "many"
+    photos.mkdir()
+    for index in range(40_000):  # empty files: the walk names them, it never reads them
+        (photos / f"f{index:05d}.jpg").touch()
+    url = redis_server.url
+    client = redis_server.client()
+    submitting = subprocess.Popen(
+        [*colorquant_command(), "submit", photos, "-o", tmp_path / "out", "--broker", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+
+    # Strike once the job exists and part of it is counted, but long before the walk ends.
+    def job_half_made():
+        jobs = client.zrange(JOBS_INDEX, 0, -1)
+        if not jobs:
+            return None
+        total = int(client.hget(job_keys(jobs[0])["meta"], "total") or 0)
+        return jobs[0] if total > 0 else None
+
+    job = wait_for(job_half_made, 60, "the submit to start counting", interval=0.005)
+    counted = int(client.hget(job_keys(job)["meta"], "total") or 0)
+    redis_server.kill()
+    stdout, stderr = submitting.communicate(timeout=60)
+    assert counted < 40_000, "the submit finished before the crash; nothing was tested"
+    result = subprocess.CompletedProcess(submitting.args, submitting.returncode, stdout, stderr)
+    one_line_error(result)
+
+    redis_server.start()  # the AOF brings back whatever reached it
+    listed = cli("jobs", "--json", "--broker", url)
+    assert listed.returncode == 0, listed.stderr
+    for document in json.loads(listed.stdout):
+        if document["job"] != job:
+            continue
+        # A half-submitted job may linger only while its submit lease runs; it must never
+        # look like a job that is queued or running for good.
+        assert not document["submitted"]
+        ttl = redis_server.client().ttl(job_keys(job)["meta"])
+        assert 0 < ttl <= 120, f"half-submitted job {job} has no expiry (ttl {ttl})"
