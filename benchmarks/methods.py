@@ -63,23 +63,24 @@ def colorquant(image: Image.Image, k: int) -> Image.Image:
     return quantize_image(image, QuantizeParams(k=k)).indexed
 
 
-#: In-process methods, in the order tables and plots show them.
-IN_PROCESS = {
-    "seed (1,000 px KMeans + predict)": seed,
-    "full-data KMeans": full_kmeans,
-    "Pillow median cut": pillow_median_cut,
-    "Pillow median cut + kmeans": pillow_median_cut_kmeans,
-    "Pillow fast octree (codec floor)": pillow_octree,
+#: In-process methods by key, with the label tables and plots show, in display order.
+LABELS = {
+    "seed": "seed (1,000 px KMeans + predict)",
+    "full": "full-data KMeans",
+    "median_cut": "Pillow median cut",
+    "median_cut_kmeans": "Pillow median cut + kmeans",
+    "octree": "Pillow fast octree (codec floor)",
+    "colorquant": "colorquant",
+}
+BY_KEY = {
+    "seed": seed,
+    "full": full_kmeans,
+    "median_cut": pillow_median_cut,
+    "median_cut_kmeans": pillow_median_cut_kmeans,
+    "octree": pillow_octree,
     "colorquant": colorquant,
 }
-
-SEED, FULL, FLOOR, OURS, PNGQUANT = (
-    "seed (1,000 px KMeans + predict)",
-    "full-data KMeans",
-    "Pillow fast octree (codec floor)",
-    "colorquant",
-    "pngquant --speed 1 --nofs",
-)
+PNGQUANT_LABEL = "pngquant --speed 1 --nofs"
 
 
 def pngquant_available() -> bool:

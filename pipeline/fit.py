@@ -11,11 +11,12 @@
 import numpy as np
 
 from pipeline.histogram import ColorHistogram
+from pipeline.label import augment, fold_table, nearest
 from pipeline.pixels import PixelSource, unpack
 
 #: Bits per channel of the histogram levels the fit climbs through, coarse to fine. The last
 #: one is the histogram's own (fine) resolution.
-LEVELS = {3: (4, 5, 6), 4: (3, 4, 5)}
+LEVELS = {3: (5, 6), 4: (4, 5)}
 
 #: k-means++ seeds on the coarsest level holding at least this many points per cluster.
 SEED_POINTS_PER_CLUSTER = 8
@@ -37,13 +38,13 @@ RELAX = 1.8
 
 #: Final Lloyd steps on the distinct colours themselves, by palette size: (from K, steps).
 #: Bins constrain all their colours to one cluster, which costs most at large K.
-DISTINCT_ITERATIONS = ((48, 3), (128, 6))
+DISTINCT_ITERATIONS = ((128, 6),)
 
 #: Above this many distinct colours the distinct-colour steps are skipped (big photos).
 MAX_DISTINCT_POINTS = 400_000
 
-#: Points per block of the distance computation, so the (block × K) matrix stays in cache.
-BLOCK_POINTS = 2048
+#: Lloyd assignments work on coordinates rounded to 1/GRID of a level.
+GRID = 8
 
 #: Local trials per centre of scikit-learn's greedy k-means++ (None: its default, 2 + ln K).
 LOCAL_TRIALS = None
@@ -64,7 +65,10 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
     if len(seed_points) < n_colors:
         raise ValueError("fewer histogram points than colours")
     centres, _ = kmeans_plusplus(
-        seed_points, n_colors, sample_weight=seed_weights, random_state=seed,
+        seed_points,
+        n_colors,
+        sample_weight=seed_weights,
+        random_state=seed,
         n_local_trials=LOCAL_TRIALS,
     )
     # Lloyd on the last two levels: the coarse one moves the centres most of the way cheaply.
@@ -114,19 +118,31 @@ def weighted_lloyd(points, weights, centres, iterations, tol=None) -> np.ndarray
     Hamerly's bounds skip the points whose nearest centre cannot have changed: an upper bound on
     the distance to their own centre and a lower bound on the distance to any other, both moved
     by how far the centres moved. Late iterations, where few points change cluster, then cost
-    little more than the centre update. Distances are float32, which is plenty for fitting.
+    little more than the centre update. Assignments use coordinates rounded to 1/GRID of a level
+    (plenty for fitting), which lets :func:`pipeline.label.nearest` find them exactly and fast.
     """
     tol = TOLERANCE if tol is None else tol
     points = np.asarray(points, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     centres = np.array(centres, dtype=np.float64)
-    n_clusters, channels = centres.shape
-    points32 = points.astype(np.float32)
     weighted = points * weights[:, None]
-    norms = np.einsum("ij,ij->i", points32, points32)
-    labels, upper, lower = _two_nearest(points32, norms, centres)
+    grid = np.rint(points * GRID)
+    rows = augment(grid)
+    norms = np.einsum("ij,ij->i", grid, grid)
+    labels, upper, lower = _two_nearest(rows, norms, centres)
+    n_clusters = len(centres)
+    totals = np.bincount(labels, weights=weights, minlength=n_clusters)
+    sums = np.stack(
+        [
+            np.bincount(labels, weights=weighted[:, c], minlength=n_clusters)
+            for c in range(points.shape[1])
+        ],
+        axis=1,
+    )
     for _ in range(iterations):
-        moved = _weighted_means(labels, weights, weighted, centres)
+        filled = totals > 0
+        moved = centres.copy()
+        moved[filled] = sums[filled] / totals[filled, None]
         if RELAX != 1.0:
             moved = centres + RELAX * (moved - centres)
         step = np.sqrt(((moved - centres) ** 2).sum(axis=1))
@@ -136,48 +152,31 @@ def weighted_lloyd(points, weights, centres, iterations, tol=None) -> np.ndarray
         upper += step[labels]
         lower -= step.max()
         stale = np.flatnonzero(upper > lower)
-        if len(stale):
-            labels[stale], upper[stale], lower[stale] = _two_nearest(
-                points32[stale], norms[stale], centres
-            )
+        if not len(stale):
+            continue
+        before = labels[stale]
+        labels[stale], upper[stale], lower[stale] = _two_nearest(
+            rows[stale], norms[stale], centres
+        )
+        changed = stale[labels[stale] != before]
+        if len(changed):
+            # Move the changed points' weight and sums from their old cluster to the new one.
+            old, new = before[labels[stale] != before], labels[changed]
+            w, wx = weights[changed], weighted[changed]
+            totals += np.bincount(new, weights=w, minlength=n_clusters)
+            totals -= np.bincount(old, weights=w, minlength=n_clusters)
+            for c in range(points.shape[1]):
+                sums[:, c] += np.bincount(new, weights=wx[:, c], minlength=n_clusters)
+                sums[:, c] -= np.bincount(old, weights=wx[:, c], minlength=n_clusters)
     return centres
 
 
-def _two_nearest(points32: np.ndarray, norms: np.ndarray, centres: np.ndarray):
+def _two_nearest(rows: np.ndarray, norms: np.ndarray, centres: np.ndarray):
     """Nearest centre of each point, its distance, and the distance to the second nearest."""
-    c32 = centres.astype(np.float32)
-    minus_2c = np.ascontiguousarray(-2.0 * c32.T)
-    c_norms = np.einsum("ij,ij->i", c32, c32)
-    n = len(points32)
-    labels = np.empty(n, dtype=np.intp)
-    first = np.empty(n, dtype=np.float32)
-    second = np.full(n, np.inf, dtype=np.float32)
-    for start in range(0, n, BLOCK_POINTS):
-        part = slice(start, start + BLOCK_POINTS)
-        distances = points32[part] @ minus_2c
-        distances += c_norms
-        rows = np.arange(len(distances))
-        nearest = distances.argmin(axis=1)
-        labels[part] = nearest
-        first[part] = distances[rows, nearest]
-        if distances.shape[1] > 1:
-            distances[rows, nearest] = np.inf
-            second[part] = distances[rows, distances.argmin(axis=1)]
-    upper = np.sqrt(np.maximum(first + norms, 0.0), dtype=np.float64)
-    lower = np.sqrt(np.maximum(second + norms, 0.0), dtype=np.float64)
+    labels, first, second = nearest(rows, fold_table(np.rint(centres * GRID)), second=True)
+    upper = np.sqrt(np.maximum(first + norms, 0.0)) / GRID
+    lower = np.sqrt(np.maximum(second + norms, 0.0)) / GRID
     return labels, upper, lower
-
-
-def _weighted_means(labels, weights, weighted, centres):
-    n_clusters, channels = centres.shape
-    totals = np.bincount(labels, weights=weights, minlength=n_clusters)
-    moved = np.empty_like(centres)
-    for channel in range(channels):
-        moved[:, channel] = np.bincount(labels, weights=weighted[:, channel], minlength=n_clusters)
-    filled = totals > 0
-    moved[filled] /= totals[filled, None]
-    moved[~filled] = centres[~filled]
-    return moved
 
 
 def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:

@@ -40,8 +40,9 @@ class ColorHistogram:
     present: np.ndarray | None = None
     #: RGBA: sorted packed distinct opaque colours (None above RGBA_DISTINCT_LIMIT pixels).
     _distinct: np.ndarray | None = None
-    #: (bins, channels) float64 colour sums; RGBA fills them exactly, RGB on first use.
+    #: (occupied bins, channels) float64 colour sums; RGBA fills them exactly, RGB on first use.
     _sums: np.ndarray | None = None
+    _occupied: np.ndarray | None = None
 
     @property
     def has_distinct(self) -> bool:
@@ -60,23 +61,33 @@ class ColorHistogram:
 
     @property
     def sums(self) -> np.ndarray:
-        """Colour sums per bin: exact for RGBA; for RGB, count × mean of the bin's distinct
-        colours (a bin spans 4 levels per channel, so this stays within a level or two)."""
+        """Colour sums of the non-empty bins (in :attr:`occupied` order): exact for RGBA; for
+        RGB, count × mean of the bin's distinct colours (a bin spans 4 levels per channel, so
+        this stays within a level or two of the exact mean)."""
         if self._sums is None:
+            occupied = self.occupied
+            index = np.empty(len(self.counts), dtype=np.int64)
+            index[occupied] = np.arange(len(occupied))
             colors = self.distinct
-            keys = bin_keys(colors, self.bits, self.channels)
-            size = len(self.counts)
-            listed = np.bincount(keys, minlength=size).astype(np.float64)
-            listed[listed == 0] = 1.0
-            scale = self.counts / listed
+            slot = index[bin_keys(colors, self.bits, self.channels)]
+            listed = np.bincount(slot, minlength=len(occupied)).astype(np.float64)
+            scale = self.counts[occupied] / listed
             self._sums = np.stack(
                 [
-                    np.bincount(keys, weights=(colors >> (8 * c)) & 0xFF, minlength=size) * scale
+                    np.bincount(slot, weights=(colors >> (8 * c)) & 0xFF, minlength=len(occupied))
+                    * scale
                     for c in range(self.channels)
                 ],
                 axis=1,
             )
         return self._sums
+
+    @property
+    def occupied(self) -> np.ndarray:
+        """Keys of the non-empty bins, ascending."""
+        if self._occupied is None:
+            self._occupied = np.flatnonzero(self.counts)
+        return self._occupied
 
     def distinct_points(self) -> tuple[np.ndarray, np.ndarray] | None:
         """RGB: the distinct colours as points, each weighted by an equal share of its bin's
@@ -91,15 +102,17 @@ class ColorHistogram:
 
     def points(self, bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``."""
-        nonempty = np.flatnonzero(self.counts)
-        counts, sums = self.counts[nonempty], self.sums[nonempty]
+        occupied = self.occupied
+        counts, sums = self.counts[occupied], self.sums
         if bits is not None and bits < self.bits:
-            coarse = _coarse_keys(nonempty, self.bits, bits, self.channels)
-            occupied, inverse = np.unique(coarse, return_inverse=True)
-            counts = np.bincount(inverse, weights=counts, minlength=len(occupied))
+            coarse = _coarse_keys(occupied, self.bits, bits, self.channels)
+            size = 1 << (bits * self.channels)
+            merged = np.bincount(coarse, weights=counts, minlength=size)
+            keep = np.flatnonzero(merged)
+            counts = merged[keep]
             sums = np.stack(
                 [
-                    np.bincount(inverse, weights=sums[:, c], minlength=len(occupied))
+                    np.bincount(coarse, weights=sums[:, c], minlength=size)[keep]
                     for c in range(self.channels)
                 ],
                 axis=1,
@@ -166,7 +179,7 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
         transparent_sum,
         None,
         distinct,
-        sums.T.copy(),
+        sums.T[np.flatnonzero(counts)].copy(),
     )
 
 

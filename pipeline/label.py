@@ -1,11 +1,12 @@
 """Stage 4, label: the exact nearest palette colour of every pixel, in bounded time and memory.
 
-Exact by arithmetic, not by approximation. For a colour x and palette colour c (integers 0–255),
-``|c|² − 2·x·c`` is an integer of magnitude below 2^20, and so is every partial sum a matrix
-product forms on the way. float32 holds every integer below 2^24 exactly, so one float32 matrix
-product gives the exact squared distances (up to ``|x|²``, the same for every palette colour of a
-row), in whatever order BLAS adds them. ``argmin`` then picks the nearest colour, and among exact
-ties the lowest palette index.
+Exact by arithmetic, not by approximation. For a colour x and palette colour c_j (integers
+0–255), ``256·(|c_j|² − 2·x·c_j) + j`` is an integer of magnitude below 2^27, and so is every
+partial sum a matrix product forms on the way; float64 holds every integer below 2^53 exactly, so
+one float64 matrix product gives these values exactly, in whatever order BLAS adds them. Their
+minimum over j is the nearest colour (``|x|²`` is the same for every j), and among exact ties
+the lowest index, which sits in the low 8 bits. A minimum across rows of a (K, n) matrix is one
+vectorised sweep, several times faster than ``argmin`` along short rows.
 
 An RGB photo has far fewer distinct colours than pixels, so the labels are usually computed once
 per distinct colour and written into a 2^24-entry table indexed by the packed colour; labelling a
@@ -16,8 +17,51 @@ import numpy as np
 
 from pipeline.pixels import unpack
 
-#: Colours per block of the matrix product: (block × K) float32 stays within a few MB.
-BLOCK_COLORS = 4096
+#: Entries of the (K × block) distance matrix per block: 2 MB of float64 stays in cache.
+BLOCK_ENTRIES = 1 << 18
+
+#: Palette indices ride in the low 8 bits of the folded distances, so K is at most 256.
+MAX_ENTRIES = 256
+
+
+def fold_table(centres: np.ndarray) -> np.ndarray:
+    """(K, channels + 1) float64 rows ``[-512·c, 256·|c|² + j]`` for integer-valued centres."""
+    centres = np.asarray(centres, dtype=np.float64)
+    if len(centres) > MAX_ENTRIES:
+        raise ValueError(f"at most {MAX_ENTRIES} centres, got {len(centres)}")
+    table = np.empty((len(centres), centres.shape[1] + 1))
+    table[:, :-1] = -512.0 * centres
+    table[:, -1] = 256.0 * np.einsum("ij,ij->i", centres, centres) + np.arange(len(centres))
+    return table
+
+
+def augment(points: np.ndarray) -> np.ndarray:
+    """(n, channels) integer-valued points → (n, channels + 1) float64 with a column of ones."""
+    out = np.ones((len(points), points.shape[1] + 1))
+    out[:, :-1] = points
+    return out
+
+
+def nearest(rows: np.ndarray, table: np.ndarray, second: bool = False):
+    """Nearest centre of each augmented row (lowest index among exact ties) and
+    ``|c|² − 2·x·c`` for it; with ``second``, also that value for the second nearest."""
+    n, k = len(rows), len(table)
+    labels = np.empty(n, dtype=np.intp)
+    first = np.empty(n)
+    runner_up = np.full(n, np.inf) if second else None
+    step = max(256, BLOCK_ENTRIES // k)
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        folded = table @ rows[part].T  # (K, block)
+        low = folded.min(axis=0)
+        index = low.astype(np.int64) & 0xFF
+        labels[part] = index
+        first[part] = (low - index) / 256.0
+        if second and k > 1:
+            folded[index, np.arange(folded.shape[1])] = np.inf
+            low = folded.min(axis=0)
+            runner_up[part] = (low - (low.astype(np.int64) & 0xFF)) / 256.0
+    return (labels, first, runner_up) if second else (labels, first)
 
 
 class Labeler:
@@ -27,22 +71,16 @@ class Labeler:
         palette = np.asarray(palette)
         self.palette = palette.astype(np.int64)  # (K, channels)
         self.channels = palette.shape[1]
-        pal = palette.astype(np.float32)
-        self._minus_2c = np.ascontiguousarray(-2.0 * pal.T)  # (channels, K), exact integers
-        self._norms = (pal * pal).sum(axis=1)  # exact integers below 2^18
+        self._table = fold_table(self.palette)
 
     def __call__(self, packed: np.ndarray) -> np.ndarray:
         """Palette index of each packed colour (uint8 array of the same length)."""
         colors = unpack(np.asarray(packed, dtype=np.uint32), self.channels)
         labels = np.empty(len(colors), dtype=np.uint8)
-        if len(self.palette) == 1:
-            labels[:] = 0
-            return labels
-        for start in range(0, len(colors), BLOCK_COLORS):
-            block = colors[start : start + BLOCK_COLORS].astype(np.float32)
-            distances = block @ self._minus_2c
-            distances += self._norms
-            labels[start : start + BLOCK_COLORS] = distances.argmin(axis=1)
+        step = 1 << 16
+        for start in range(0, len(colors), step):
+            part = slice(start, start + step)
+            labels[part] = nearest(augment(colors[part]), self._table)[0]
         return labels
 
 

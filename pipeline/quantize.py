@@ -173,7 +173,9 @@ def _error_and_counts(image: Image.Image, labels: np.ndarray, palette: np.ndarra
         whole = rows >= height
         result = (indexed if whole else indexed.crop(box)).convert("RGB")
         difference = ImageChops.difference(image if whole else image.crop(box), result)
-        error += int((np.array(difference.histogram(), dtype=np.int64).reshape(3, 256) @ squares).sum())
+        error += int(
+            (np.array(difference.histogram(), dtype=np.int64).reshape(3, 256) @ squares).sum()
+        )
     return error, counts
 
 

@@ -47,7 +47,7 @@ PALETTE_SUFFIX = ".palette.json"
 TEMP_MARKER = ".colorquant-tmp-"
 
 #: Pixels processed per strip when building histograms and labels, bounding memory on big photos.
-STRIP_PIXELS = 1 << 20
+STRIP_PIXELS = 1 << 18
 
 #: zlib level of the indexed PNGs; 6 is Pillow's and libpng's default balance of size and time.
 PNG_COMPRESS_LEVEL = 6

@@ -20,6 +20,7 @@ reads one hash: constant time at any job size.
 import json
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 import redis
 
@@ -222,6 +223,8 @@ class JobStore:
         )
         pipe.expire(meta, SUBMIT_LEASE_S)
         pipe.zadd(JOBS_INDEX, {job: now})
+        # Index entries of jobs created two retentions ago: their keys are long gone.
+        pipe.zremrangebyscore(JOBS_INDEX, "-inf", now - 2 * self.retention_s)
         pipe.execute()
 
     def add_items(self, job: str, count: int, roots: list[str] | None = None) -> None:
@@ -324,4 +327,16 @@ class JobStore:
 
 def unreachable_message(url: str, exc: Exception) -> str:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"cannot reach the broker at {masked_url(url)}: {reason}"
+    return hide_password(url, f"cannot reach the broker at {masked_url(url)}: {reason}")
+
+
+def hide_password(url: str, text: str) -> str:
+    """Belt and braces: no error text from a client library may carry the password either."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if password:
+        for form in {password, unquote(password)}:
+            text = text.replace(form, "***")
+    return text

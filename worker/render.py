@@ -44,7 +44,7 @@ def print_jobs(documents: list[dict], console: Console) -> None:
         return
     table = Table(box=None, header_style="bold")
     for column in ("JOB", "STATE", "DONE/TOTAL", "FAILED", "SKIPPED", "CREATED", "OUT"):
-        table.add_column(column, no_wrap=column != "OUT")
+        table.add_column(column, no_wrap=column != "OUT", overflow="fold")
     for d in documents:
         table.add_row(
             d["job"],

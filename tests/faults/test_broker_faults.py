@@ -47,15 +47,17 @@ def test_redis_crash_mid_job_then_restart(
     photos, names = photo_job
     out = tmp_path / "out"
     url = redis_server.url
-    workers = [worker_factory(url, concurrency=1), worker_factory(url, concurrency=1)]
-    job = submit(photos, out, url)
+    job = submit(photos, out, url)  # before the workers, so it starts from zero
+    workers = [worker_factory(url, concurrency=1, wait=False) for _ in range(2)]
+    for worker in workers:
+        worker.wait_ready()
     wait_until_started(job, url)
 
     aof = redis_server.aof_files()[-1]
     at_cut = job_status(job, url)
     kept_bytes = aof.stat().st_size
     if lose_last_second:
-        time.sleep(0.8)  # these writes are "not yet fsynced" and will be cut off below
+        time.sleep(0.5)  # these writes are "not yet fsynced" and will be cut off below
     before_crash = job_status(job, url)
     redis_server.kill()
     assert_struck_mid_job(before_crash)
@@ -94,10 +96,10 @@ def test_redis_crash_losing_a_popped_message_still_finishes(
     photos, names = photo_job
     out = tmp_path / "out"
     url = redis_server.url
-    worker_factory(url, concurrency=2)
     # One image per message, so a message is finished and acked within a fraction of a second
     # and the cut below takes away well under a second of writes.
     job = submit(photos, out, url, env={"COLORQUANT_CHUNK_SIZE": "1"})
+    worker_factory(url, concurrency=2)
     wait_until_started(job, url, at_least=6)
     before_crash = job_status(job, url)
     redis_server.kill()

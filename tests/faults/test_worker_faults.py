@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from tests.faults.faultkit import (
+    QUEUE,
     VISIBILITY_TIMEOUT_S,
     assert_job_exact,
     assert_struck_mid_job,
@@ -29,8 +30,8 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
 ):
     photos, names = photo_job
     out = tmp_path / "out"
+    job = submit(photos, out, redis_server.url)  # before the workers, so it starts from zero
     worker = worker_factory(redis_server.url, concurrency=2)
-    job = submit(photos, out, redis_server.url)
     wait_until_started(job, redis_server.url)
 
     victim = wait_for(worker.busy_pool_pid, 30, "a pool process running a task")
@@ -52,10 +53,12 @@ def test_whole_worker_sigkilled_other_worker_finishes(
 ):
     photos, names = photo_job
     out = tmp_path / "out"
-    doomed = worker_factory(redis_server.url, concurrency=1)
-    survivor = worker_factory(redis_server.url, concurrency=1)
-    broker = redis_server.client()
     job = submit(photos, out, redis_server.url)
+    doomed = worker_factory(redis_server.url, concurrency=1, wait=False)
+    survivor = worker_factory(redis_server.url, concurrency=1, wait=False)
+    doomed.wait_ready()
+    survivor.wait_ready()
+    broker = redis_server.client()
     wait_until_started(job, redis_server.url)
 
     # Both workers hold a message (kombu's unacked hash has 2 entries) and the doomed one is
@@ -73,14 +76,19 @@ def test_whole_worker_sigkilled_other_worker_finishes(
     wait_until_done(job, redis_server.url, timeout=10 * VISIBILITY_TIMEOUT_S + 60)
     assert_job_exact(job, redis_server.url, photos, names, out)
     assert survivor.process.poll() is None
-    assert broker.hlen("unacked") == 0
+    # Late copies of the lost messages (redelivered after their images were done) drain too.
+    wait_for(
+        lambda: broker.llen(QUEUE) == 0 and broker.hlen("unacked") == 0,
+        4 * VISIBILITY_TIMEOUT_S + 30,
+        "the queue and kombu's unacked hash to drain",
+    )
 
 
 def test_sigterm_warm_shutdown_loses_nothing(redis_server, worker_factory, photo_job, tmp_path):
     photos, names = photo_job
     out = tmp_path / "out"
-    stopping = worker_factory(redis_server.url, concurrency=2)
     job = submit(photos, out, redis_server.url)
+    stopping = worker_factory(redis_server.url, concurrency=2)
     wait_until_started(job, redis_server.url)
     wait_for(stopping.busy_pool_pid, 30, "the worker to be running a task")
 

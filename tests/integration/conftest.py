@@ -97,6 +97,6 @@ def photo_folder(tmp_path_factory) -> Path:
     (folder / "sample").mkdir(parents=True)
     for name in ("china.jpg", "flower.jpg"):
         shutil.copy(sample_photo(name), folder / "sample" / name)
-    write_generated_images(folder / "generated", 10)
+    write_generated_images(folder / "generated", 16)
     (folder / "notes.txt").write_text("not an image; ignored, not failed\n")
     return folder

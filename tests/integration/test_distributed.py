@@ -290,3 +290,102 @@ def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command):
     )
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert not {name for name in imported if name.split(".")[0] in ("numpy", "sklearn", "scipy")}
+
+
+@pytest.mark.slow
+def test_job_keys_expire_after_the_retention(finished_job, cluster):
+    from worker.jobs import job_keys
+    from worker.settings import DEFAULT_RETENTION_S
+
+    client = cluster.redis.client()
+    for name, key in job_keys(finished_job[0]["job"]).items():
+        if client.exists(key):
+            assert 0 < client.ttl(key) <= DEFAULT_RETENTION_S, name
+
+
+@pytest.mark.slow
+def test_broker_option_wins_over_environment(cluster, tmp_path):
+    folder = tmp_path / "in"
+    write_generated_images(folder, 2)
+    env = {**cluster.env, "COLORQUANT_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "submit", folder, "-o", tmp_path / "out"]
+        + ["--broker", cluster.redis.url, "--wait", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["done"] == 2
+
+
+def test_empty_folder_is_a_finished_job(redis_server, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "readme.txt").write_text("no images here")
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "submit", tmp_path / "in", "-o", tmp_path / "out"]
+        + ["--wait", "--json"],
+        env={**os.environ, "COLORQUANT_BROKER_URL": redis_server.url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["total"], report["done"], report["ignored"]) == (0, 0, 1)
+
+
+@pytest.mark.slow
+def test_a_message_delivered_twice_is_counted_once(cluster, tmp_path):
+    """Twice the same chunk: the second delivery changes no count and rewrites nothing. And an
+    item whose count was lost (Redis restarted from an AOF a second behind) but whose output
+    this job wrote is counted again exactly once, as done."""
+    from worker.app import make_app
+    from worker.jobs import job_keys
+    from worker.settings import CHUNK_TASK
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_generated_images(folder, 3)
+    job = cluster.cli("submit", folder, "-o", out, check=True).stdout.strip()
+    before = cluster.wait_until_final(job)
+    written = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
+    rows = [[0, f"gen-00{i}.png", f"gen-00{i}.png", f"gen-00{i}.png"] for i in range(3)]
+
+    client = cluster.redis.client()
+    keys = job_keys(job)
+    client.hdel(keys["items"], "gen-001.png")  # the record of one item is lost
+    client.hincrby(keys["meta"], "done", -1)
+    app = make_app(cluster.redis.url)
+    for _ in range(2):
+        app.send_task(CHUNK_TASK, (job, rows), queue="colorquant")
+    wait_for(cluster.queue_drained, "both copies to be handled")
+    after = wait_for(lambda: (d := cluster.status(job))["done"] == 3 and d, "the recount")
+    assert {key: after[key] for key in ("total", "done", "failed", "skipped")} == {
+        key: before[key] for key in ("total", "done", "failed", "skipped")
+    }
+    assert {path.name: path.stat().st_mtime_ns for path in out.iterdir()} == written
+
+
+@pytest.mark.slow
+def test_pickled_message_is_refused(cluster, tmp_path):
+    from worker.app import make_app
+    from worker.settings import CHUNK_TASK
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    write_generated_images(folder, 1)
+    job = cluster.cli("submit", folder, "-o", out, check=True).stdout.strip()
+    cluster.wait_until_final(job)
+    shutil.rmtree(out)
+    app = make_app(cluster.redis.url)
+    app.conf.accept_content = ["json", "pickle"]  # only this producer may write pickle
+    app.send_task(CHUNK_TASK, (job, [[0, "gen-000.png", "x", "x.png"]]), serializer="pickle")
+    wait_for(cluster.queue_drained, "the pickled message to be handled")
+    assert not out.exists()
+    logs = "".join(worker.log.read_text() for worker in cluster.workers)
+    assert "Refusing to deserialize untrusted content of type pickle" in logs
+    assert cluster.status(job)["total"] == 1 and cluster.status(job)["failed"] == 0
+    ping = app.control.ping(destination=[w.node for w in cluster.workers], timeout=5)
+    assert len(ping) == len(cluster.workers)

@@ -1,0 +1,63 @@
+"""One method on the 24 MP photo, in a fresh process: ``python -m benchmarks.big METHOD K PATH``.
+
+The process first warms up (imports and one small quantization), so the figures exclude
+start-up; then it decodes the photo, quantizes it and writes the indexed PNG, and prints one JSON
+line with the time of each step and the peak resident memory of the whole process (ru_maxrss).
+pngquant is timed as its own process (its input is a PNG copy of the photo) and its memory is
+that child's peak.
+"""
+
+import os
+
+from pipeline.threads import limit_threads_env
+
+limit_threads_env()  # one BLAS/OpenMP thread, as in a worker; before numpy is imported
+
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from benchmarks import methods  # noqa: E402
+from pipeline.load import load_image  # noqa: E402
+from pipeline.save import png_bytes  # noqa: E402
+
+
+def measure(name: str, k: int, path: Path) -> dict:
+    if name == "pngquant":
+        with tempfile.TemporaryDirectory() as folder:
+            started = time.perf_counter()
+            methods.pngquant(path, k, Path(folder) / "out.png")
+            total = time.perf_counter() - started
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return {"total_s": total, "max_rss_mb": child / 1024}
+    method = methods.BY_KEY[name]
+    noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    method(Image.fromarray(noise), k)  # warm up: imports and first-call costs
+    started = time.perf_counter()
+    image = load_image(path, path.parent).image
+    decoded = time.perf_counter()
+    indexed = method(image, k)
+    quantized = time.perf_counter()
+    data = png_bytes(indexed)
+    with tempfile.NamedTemporaryFile(suffix=".png") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    written = time.perf_counter()
+    return {
+        "decode_s": decoded - started,
+        "quantize_s": quantized - decoded,
+        "write_s": written - quantized,
+        "total_s": written - started,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))))

@@ -1,0 +1,491 @@
+"""Every competitor side by side, in one run: ``python -m benchmarks.run [--quick]``.
+
+Writes ``benchmarks/README.md`` (tables and the targets of design.md, met or not),
+``benchmarks/psnr_vs_time.png`` and ``benchmarks/results/performance.json``.
+
+* Photos: scikit-learn's china.jpg and flower.jpg (as lossless PNG copies), and a folder mix of
+  ten 0.1–2 MP photos made from them (see benchmarks/inputs.py). Per method: the quantization
+  time (median of repeats) and the PSNR against the source.
+* Steady state on the mix: the whole per-file path (decode, quantize, indexed-PNG write) over N
+  photos and over 5N photos in one process; the difference over 4N is the time per photo without
+  start-up. The seed's method, the codec floor (Pillow's octree) and colorquant.
+* The 24 MP photo: each method in a fresh process (benchmarks/big.py), after a warm-up, so the
+  time excludes start-up; peak RSS is the process's ru_maxrss.
+* The distributed figures (submit throughput, 1 vs 2 workers) from
+  benchmarks/results/distributed.json, written by ``python -m benchmarks.distributed``.
+
+One BLAS/OpenMP thread everywhere, as in a worker. Ratios, not absolute times, are the claims:
+the machine is shared and noisy, and every figure in one table comes from the same run.
+"""
+
+from pipeline.threads import limit_threads_env
+
+limit_threads_env()  # before numpy is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from benchmarks import inputs, methods  # noqa: E402
+from pipeline.load import load_image  # noqa: E402
+from pipeline.save import png_bytes  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README = HERE / "README.md"
+PLOT = HERE / "psnr_vs_time.png"
+
+#: Targets of design.md, issue 4.
+STEADY_RATIO_TARGET = 0.8
+PSNR_MARGIN_DB = 0.1
+BIG_FLOOR_RATIO_TARGET = 1.5
+BIG_RSS_TARGET_MB = 300
+
+#: A method slower than this per call is timed once, not repeated.
+SLOW_S = 2.0
+
+
+def psnr(source: Image.Image, result: Image.Image) -> float:
+    """PSNR (dB, 0–255 scale) over all pixels and RGB channels, computed in strips."""
+    total, rows = 0, 256
+    width, height = source.size
+    result = result.convert("RGB")
+    for top in range(0, height, rows):
+        box = (0, top, width, min(height, top + rows))
+        a = np.asarray(source.crop(box), dtype=np.int64)
+        b = np.asarray(result.crop(box), dtype=np.int64)
+        total += int(((a - b) ** 2).sum())
+    mse = total / (width * height * 3)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def timed(call, repeats: int):
+    """(median seconds, last result) over ``repeats`` calls; a slow call is made only once."""
+    times, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = call()
+        times.append(time.perf_counter() - started)
+        if times[-1] > SLOW_S:
+            break
+    return statistics.median(times), result
+
+
+class Photos:
+    """Decoded photos and, for pngquant, lossless PNG copies of them."""
+
+    def __init__(self, paths: list[Path], folder: Path):
+        self.paths = paths
+        self.images = {p.name: load_image(p, p.parent).image for p in paths}
+        self.png = {}
+        for name, image in self.images.items():
+            png = folder / (Path(name).stem + ".png")
+            image.save(png, compress_level=1)
+            self.png[name] = png
+
+
+def _bind(function, *args):
+    return lambda: function(*args)
+
+
+def per_photo(photos: Photos, keys: list[str], ks, repeats: int, full_on, folder: Path) -> dict:
+    """{k: {method: {photo: {"s", "psnr"}}}}: quantization time and PSNR per photo."""
+    table = {}
+    for k in ks:
+        table[k] = {}
+        for key in keys:
+            rows = {}
+            for name, image in photos.images.items():
+                if key == "full" and name not in full_on:
+                    continue
+                call = _bind(methods.BY_KEY[key], image, k)
+                seconds, indexed = timed(call, repeats)
+                rows[name] = {"s": seconds, "psnr": psnr(image, indexed)}
+                print(
+                    f"  k={k} {key:18s} {name:22s} {seconds * 1000:9.1f} ms "
+                    f"{rows[name]['psnr']:.3f} dB",
+                    flush=True,
+                )
+            table[k][key] = rows
+        if methods.pngquant_available():
+            rows = {}
+            for name, image in photos.images.items():
+                out = folder / f"pq-{k}-{Path(name).stem}.png"
+                seconds, _ = timed(_bind(methods.pngquant, photos.png[name], k, out), repeats)
+                with Image.open(out) as result:
+                    rows[name] = {"s": seconds, "psnr": psnr(image, result)}
+            table[k]["pngquant"] = rows
+    return table
+
+
+def steady_state(paths: list[Path], keys: list[str], ks, rounds: int, folder: Path) -> dict:
+    """{k: {method: seconds per photo}} from (time of 5N photos − time of N photos) / 4N."""
+    out = {}
+    for k in ks:
+        out[k] = {}
+        for key in keys:
+            method = methods.BY_KEY[key]
+
+            def one_pass(method=method, k=k):
+                for path in paths:
+                    image = load_image(path, path.parent).image
+                    (folder / "steady.png").write_bytes(png_bytes(method(image, k)))
+
+            one_pass()  # warm-up: imports and first-call costs
+            samples = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                one_pass()
+                small = time.perf_counter() - started
+                started = time.perf_counter()
+                for _ in range(5):
+                    one_pass()
+                large = time.perf_counter() - started
+                samples.append((large - small) / (4 * len(paths)))
+            out[k][key] = statistics.median(samples)
+            print(f"  steady k={k} {key:12s} {out[k][key] * 1000:8.1f} ms/photo", flush=True)
+    return out
+
+
+def big_photo(path: Path, runs: list[tuple[str, int]]) -> dict:
+    """{f"{method}@{k}": figures} from a fresh process each (benchmarks/big.py)."""
+    out = {}
+    for key, k in runs:
+        if key == "pngquant":
+            if not methods.pngquant_available():
+                continue
+            png = path.with_suffix(".png")
+            if not png.exists():
+                Image.open(path).save(png, compress_level=1)
+            target = png
+        else:
+            target = path
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.big", key, str(k), str(target)],
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+            check=True,
+        )
+        out[f"{key}@{k}"] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"  24MP {key}@{k}: {out[f'{key}@{k}']}", flush=True)
+    return out
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f}"
+
+
+def label(key: str) -> str:
+    return methods.PNGQUANT_LABEL if key == "pngquant" else methods.LABELS[key]
+
+
+def render(data: dict) -> str:
+    """The README: targets first, then every table, the plot and the distributed figures."""
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python -m benchmarks.run` (add `--quick` for a short run: K=64 only,",
+        "fewer repeats, full-data KMeans on the smaller photos only). Every figure below comes",
+        f"from one run on this machine ({data['machine']}), measured {data['measured_at']}, one",
+        "BLAS/OpenMP thread per process. The machine is shared and noisy: the claims are ratios",
+        "within one run, not absolute times.",
+        "",
+        f"Mode: **{'quick' if data['quick'] else 'full'}**.",
+        "",
+    ]
+    lines += render_targets(data)
+    lines += render_steady(data)
+    lines += render_mix(data)
+    lines += render_samples(data)
+    lines += render_big(data)
+    lines += render_distributed()
+    lines += [
+        "## How it is measured",
+        "",
+        "- Inputs (made by `benchmarks/inputs.py`, cached in the temp folder): china.jpg and",
+        "  flower.jpg from scikit-learn (427×640, as lossless PNG copies); a mix of ten 0.1–2 MP",
+        "  JPEG photos (crops and rescales of both); a 6000×4000 JPEG made from both.",
+        "- seed = the scikit-learn example: `KMeans(n_clusters=k, random_state=0)` fitted",
+        "  on `shuffle(pixels / 255, random_state=0, n_samples=1_000)`, then `predict` on every",
+        "  pixel.",
+        "  full-data KMeans = `KMeans(n_clusters=k, random_state=0)` on every pixel.",
+        "  Pillow: `Image.quantize(k, method=MEDIANCUT)`, the same with `kmeans=1`, and",
+        "  `FASTOCTREE`; the codec floor is decode + FASTOCTREE + the same indexed-PNG write.",
+        "  pngquant: `pngquant --speed 1 --nofs k` on a PNG copy, timed as a whole process.",
+        "- PSNR: 10·log10(255²/MSE) over all pixels and the three channels, recomputed here from",
+        "  the source and each method's output.",
+        "- Steady state: (time of 5N photos − time of N photos) / 4N, in one process, N = the ten",
+        "  photos of the mix; each photo is decoded with `pipeline.load.load_image`, quantized and",
+        "  written with `pipeline.save.png_bytes`; median of the rounds.",
+        "- 24 MP: `python -m benchmarks.big METHOD K PATH` in a fresh process: it warms up on a",
+        "  small image, then times decode, quantize and write; peak RSS is `ru_maxrss`.",
+        "",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_targets(data: dict) -> list[str]:
+    lines = [
+        "## Targets (design.md, issue 4)",
+        "",
+        "| target | K | reached | met |",
+        "|---|---|---|---|",
+    ]
+    for k in data["ks"]:
+        steady = data["steady"].get(str(k)) or data["steady"].get(k)
+        if steady and "seed" in steady:
+            ratio = steady["colorquant"] / steady["seed"]
+            lines.append(
+                f"| steady-state time per photo ≤ {STEADY_RATIO_TARGET}× the seed's | {k} | "
+                f"{ratio:.2f}× ({ms(steady['colorquant'])} vs {ms(steady['seed'])} ms) | "
+                f"{'yes' if ratio <= STEADY_RATIO_TARGET else 'no'} |"
+            )
+        mix = data["mix"][str(k)]
+        ours = mean(r["psnr"] for r in mix["colorquant"].values())
+        full_names = list(mix.get("full", {}))
+        if full_names:
+            ours_same = mean(mix["colorquant"][n]["psnr"] for n in full_names)
+            full = mean(mix["full"][n]["psnr"] for n in full_names)
+            gap = ours_same - full
+            lines.append(
+                f"| mean PSNR ≥ full-data KMeans − {PSNR_MARGIN_DB} dB | {k} | {gap:+.3f} dB "
+                f"({ours_same:.3f} vs {full:.3f}, {len(full_names)} photos) | "
+                f"{'yes' if gap >= -PSNR_MARGIN_DB else 'no'} |"
+            )
+        if "pngquant" in mix:
+            pq = mean(r["psnr"] for r in mix["pngquant"].values())
+            lines.append(
+                f"| mean PSNR ≥ pngquant --speed 1 --nofs | {k} | {ours - pq:+.3f} dB "
+                f"({ours:.3f} vs {pq:.3f}) | {'yes' if ours >= pq else 'no'} |"
+            )
+        big = data["big"]
+        if f"colorquant@{k}" in big and "octree@64" in big:
+            ours_big, floor = big[f"colorquant@{k}"], big["octree@64"]
+            ratio = ours_big["total_s"] / floor["total_s"]
+            lines.append(
+                f"| 24 MP time ≤ {BIG_FLOOR_RATIO_TARGET}× the codec floor | {k} | {ratio:.2f}× "
+                f"({ours_big['total_s']:.2f} s vs {floor['total_s']:.2f} s) | "
+                f"{'yes' if ratio <= BIG_FLOOR_RATIO_TARGET else 'no'} |"
+            )
+            rss = ours_big["max_rss_mb"]
+            met = "yes" if rss <= BIG_RSS_TARGET_MB else "no"
+            lines.append(
+                f"| 24 MP peak RSS ≤ {BIG_RSS_TARGET_MB} MB | {k} | {rss:.0f} MB (codec floor "
+                f"process: {floor['max_rss_mb']:.0f} MB) | {met} |"
+            )
+    lines += ["", f"![PSNR against time per photo, mix, K=64]({PLOT.name})", ""]
+    return lines
+
+
+def render_steady(data: dict) -> list[str]:
+    lines = [
+        "## Steady-state time per photo (mix of ten 0.1–2 MP photos, decode + quantize + write)",
+        "",
+        "| K | method | ms per photo | ratio to seed |",
+        "|---|---|---|---|",
+    ]
+    for k, row in data["steady"].items():
+        for key, seconds in row.items():
+            lines.append(f"| {k} | {label(key)} | {ms(seconds)} | {seconds / row['seed']:.2f} |")
+    return lines + [""]
+
+
+def render_mix(data: dict) -> list[str]:
+    lines = [
+        "## Mix of ten 0.1–2 MP photos: quantization time and PSNR",
+        "",
+        "Time is the quantization alone (decode and write excluded), mean over the photos of the",
+        "median of repeats; pngquant is its whole process. Full-data KMeans runs on the photos",
+        "named in the last column (all ten in a full run).",
+        "",
+        "| K | method | mean ms per photo | ratio to seed | mean PSNR (dB) | PSNR − full KMeans "
+        "(same photos) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, table in data["mix"].items():
+        seed_s = mean(r["s"] for r in table["seed"].values())
+        full = table.get("full", {})
+        for key, rows in table.items():
+            s = mean(r["s"] for r in rows.values())
+            p = mean(r["psnr"] for r in rows.values())
+            gap = ""
+            if full and key != "full":
+                gap = f"{mean(rows[n]['psnr'] - full[n]['psnr'] for n in full):+.3f}"
+            elif key == "full":
+                gap = f"({len(full)} photos)"
+            lines.append(f"| {k} | {label(key)} | {ms(s)} | {s / seed_s:.2f} | {p:.3f} | {gap} |")
+    return lines + [""]
+
+
+def render_samples(data: dict) -> list[str]:
+    lines = [
+        "## china.jpg and flower.jpg",
+        "",
+        "| K | method | china ms | china PSNR | flower ms | flower PSNR | time ratio to seed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, table in data["samples"].items():
+        seed_s = mean(r["s"] for r in table["seed"].values())
+        for key, rows in table.items():
+            china, flower = rows.get("china.png"), rows.get("flower.png")
+            if not china or not flower:
+                continue
+            ratio = mean(r["s"] for r in rows.values()) / seed_s
+            lines.append(
+                f"| {k} | {label(key)} | {ms(china['s'])} | {china['psnr']:.3f} | "
+                f"{ms(flower['s'])} | {flower['psnr']:.3f} | {ratio:.2f} |"
+            )
+    return lines + [""]
+
+
+def render_big(data: dict) -> list[str]:
+    big = data["big"]
+    if not big:
+        return []
+    floor = big.get("octree@64")
+    lines = [
+        "## One 24-megapixel photo (6000×4000 JPEG), fresh process, beyond start-up",
+        "",
+        "| method | K | decode s | quantize s | write s | total s | ratio to floor | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in big.items():
+        key, k = name.split("@")
+        ratio = f"{row['total_s'] / floor['total_s']:.2f}" if floor else ""
+
+        def cell(field, row=row):
+            return f"{row[field]:.2f}" if field in row else "—"
+
+        lines.append(
+            f"| {label(key)} | {k} | {cell('decode_s')} | {cell('quantize_s')} | {cell('write_s')}"
+            f" | {row['total_s']:.2f} | {ratio} | {row['max_rss_mb']:.0f} |"
+        )
+    lines += [
+        "",
+        "pngquant reads a PNG copy of the photo and writes its own PNG (its time includes both).",
+        "",
+    ]
+    return lines
+
+
+def render_distributed() -> list[str]:
+    path = RESULTS / "distributed.json"
+    lines = ["## Distributed (from benchmarks/results/distributed.json)", ""]
+    if not path.exists():
+        return lines + ["Not measured yet: run `python -m benchmarks.distributed`.", ""]
+    data = json.loads(path.read_text())
+    submit, workers = data.get("submit", {}), data.get("workers", {})
+    lines += ["| figure | value | target |", "|---|---|---|"]
+    if submit:
+        lines.append(
+            f"| `submit` of {submit.get('files', '?'):,} files | "
+            f"{submit.get('colorquant_submit_files_per_s', '?'):,} files/s "
+            f"({submit.get('colorquant_submit_s', '?')} s, process start included) | ≥ 10,000/s |"
+        )
+        lines.append(
+            f"| plain `apply_async` loop | {submit.get('apply_async_loop_files_per_s', '?'):,} "
+            f"files/s (speed-up {submit.get('speedup', '?')}×) | anchor |"
+        )
+    if workers:
+        lines.append(
+            f"| 2 worker processes vs 1 ({workers.get('photos', '?')} photos) | "
+            f"{workers.get('ratio', '?')}× ({workers.get('one_process_photos_per_s', '?')} → "
+            f"{workers.get('two_processes_photos_per_s', '?')} photos/s) | ≥ 1.85× |"
+        )
+    lines += [
+        "",
+        f"Measured {data.get('measured_at', '?')} by `python -m benchmarks.distributed`.",
+        "",
+    ]
+    return lines
+
+
+def plot(data: dict, k: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = data["mix"][str(k)]
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for key, rows in table.items():
+        s = mean(r["s"] for r in rows.values()) * 1000
+        p = mean(r["psnr"] for r in rows.values())
+        colour = "tab:red" if key == "colorquant" else "tab:blue"
+        axes.scatter([s], [p], s=50, color=colour, zorder=3)
+        axes.annotate(label(key), (s, p), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel(
+        "mean time per photo (ms, log scale; quantization only, pngquant whole process)"
+    )
+    axes.set_ylabel("mean PSNR (dB)")
+    axes.set_title(f"Mix of ten 0.1–2 MP photos, K={k}")
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(PLOT)
+    plt.close(figure)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="K=64 only, fewer repeats")
+    args = parser.parse_args(argv)
+    ks = (64,) if args.quick else (16, 64, 256)
+    repeats, rounds = (3, 1) if args.quick else (5, 3)
+    keys = list(methods.LABELS)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        print("inputs", flush=True)
+        mix_paths, sample_paths, big = inputs.mix(), inputs.samples(), inputs.big_photo()
+        mix, samples = Photos(mix_paths, folder), Photos(sample_paths, folder)
+        full_on = list(mix.images)[: 6 if args.quick else None]
+        print("samples", flush=True)
+        sample_table = per_photo(samples, keys, ks, repeats, list(samples.images), folder)
+        print("mix", flush=True)
+        mix_table = per_photo(mix, keys, ks, repeats, full_on, folder)
+        print("steady state", flush=True)
+        steady = steady_state(mix_paths, ["seed", "octree", "colorquant"], ks, rounds, folder)
+        print("24 MP", flush=True)
+        runs = [("octree", 64)] + [("colorquant", k) for k in ks]
+        if not args.quick:
+            runs += [("seed", 64), ("pngquant", 64)]
+        big_table = big_photo(big, runs)
+    data = {
+        "benchmark": "performance",
+        "quick": args.quick,
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ks": list(ks),
+        "steady": {str(k): v for k, v in steady.items()},
+        "mix": {str(k): v for k, v in mix_table.items()},
+        "samples": {str(k): v for k, v in sample_table.items()},
+        "big": big_table,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "performance.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot(data, 64)
+    README.write_text(render(data))
+    print(f"wrote {README} and {PLOT} in {data['elapsed_s']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Labelling is exact: every pixel gets its nearest palette colour, ties to the lowest index."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import pipeline.quantize as quantize_module
+from pipeline.label import Labeler, brute_force_labels, fill_color_table
+from pipeline.params import QuantizeParams
+from pipeline.pixels import pack
+from pipeline.quantize import quantize_image
+
+
+def palette_with_near_ties(rng: np.random.Generator, k: int, channels: int) -> np.ndarray:
+    """A palette where many colours sit 1–2 levels from another, so ties and near-ties abound."""
+    base = rng.integers(0, 256, size=(max(1, k // 2), channels))
+    near = base[rng.integers(0, len(base), size=k - len(base))]
+    near = near + rng.integers(-2, 3, size=near.shape)
+    return np.clip(np.vstack([base, near]), 0, 255).astype(np.uint8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    k=st.integers(2, 256),
+    channels=st.sampled_from([3, 4]),
+    n=st.integers(1, 3000),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_labeler_equals_brute_force(k, channels, n, seed):
+    rng = np.random.default_rng(seed)
+    palette = palette_with_near_ties(rng, k, channels)
+    # Colours near the palette (where ties live) and anywhere in the cube.
+    around = palette[rng.integers(0, k, size=n)].astype(int) + rng.integers(-3, 4, (n, channels))
+    colors = np.where(
+        rng.random((n, 1)) < 0.5, np.clip(around, 0, 255), rng.integers(0, 256, (n, channels))
+    ).astype(np.uint8)
+    assert np.array_equal(Labeler(palette)(pack(colors)), brute_force_labels(colors, palette))
+
+
+def test_exact_ties_go_to_the_lowest_index():
+    colors = np.array([[1, 0, 0], [5, 5, 5], [0, 0, 0]], dtype=np.uint8)
+    for palette in ([[0, 0, 0], [2, 0, 0]], [[2, 0, 0], [0, 0, 0]], [[4, 4, 4], [6, 6, 6]]):
+        palette = np.array(palette, dtype=np.uint8)
+        expected = brute_force_labels(colors, palette)
+        assert np.array_equal(Labeler(palette)(pack(colors)), expected)
+    # Equidistant from both: index 0 wins whichever colour it is.
+    assert Labeler(np.array([[0, 0, 0], [2, 0, 0]], np.uint8))(pack(colors[:1]))[0] == 0
+    assert Labeler(np.array([[2, 0, 0], [0, 0, 0]], np.uint8))(pack(colors[:1]))[0] == 0
+
+
+def test_extreme_colours_and_a_single_entry_palette():
+    corners = np.array(
+        [[r, g, b] for r in (0, 255) for g in (0, 255) for b in (0, 255)], dtype=np.uint8
+    )
+    palette = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 255]], np.uint8)
+    assert np.array_equal(Labeler(palette)(pack(corners)), brute_force_labels(corners, palette))
+    assert not Labeler(palette[:1])(pack(corners)).any()
+
+
+def test_color_table_equals_brute_force():
+    rng = np.random.default_rng(7)
+    palette = palette_with_near_ties(rng, 256, 3)
+    colors = np.unique(rng.integers(0, 256, (20_000, 3)).astype(np.uint8), axis=0)
+    table = np.zeros(1 << 24, dtype=np.uint8)
+    fill_color_table(Labeler(palette), pack(colors), table)
+    assert np.array_equal(table[pack(colors)], brute_force_labels(colors, palette))
+
+
+def image_labels_match_brute_force(image: Image.Image, k: int) -> None:
+    """quantize_image's indexed result: each opaque pixel is its palette's nearest colour, and
+    the reported mse is the exact one."""
+    result = quantize_image(image, QuantizeParams(k=k))
+    source = np.asarray(image).reshape(-1, len(image.mode)).astype(np.int64)
+    labels = np.asarray(result.indexed).ravel()
+    palette = result.palette.astype(np.int64)
+    if result.alphas is not None:
+        palette = np.column_stack([palette, result.alphas])
+        opaque = source[:, 3] > 0
+        clear_entry = np.flatnonzero(result.alphas == 0)
+        assert np.all(np.isin(labels[~opaque], clear_entry))
+        entries = np.flatnonzero(result.alphas > 0)
+        nearest = entries[brute_force_labels(source[opaque], palette[entries])]
+        assert np.array_equal(labels[opaque], nearest)
+    else:
+        assert np.array_equal(labels, brute_force_labels(source, palette))
+    error = ((source - palette[labels]) ** 2).sum()
+    assert result.mse == pytest.approx(error / source.size, rel=1e-12, abs=1e-12)
+    assert result.counts.sum() == len(source)
+    assert np.array_equal(result.counts, np.bincount(labels, minlength=len(palette)))
+
+
+@pytest.mark.parametrize("k", [2, 16, 64, 256])
+def test_random_rgb_image(k):
+    rng = np.random.default_rng(k)
+    pixels = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    image_labels_match_brute_force(Image.fromarray(pixels), k)
+
+
+@pytest.mark.parametrize("k", [3, 32, 256])
+def test_structured_rgb_image(k):
+    """Gradients and flat areas: many colours on bin edges and exact ties."""
+    y, x = np.mgrid[0:96, 0:128]
+    pixels = np.stack([x * 2, y * 2 + x // 4, (x + y) % 256], axis=2).astype(np.uint8)
+    pixels[:20, :20] = (128, 128, 128)
+    image_labels_match_brute_force(Image.fromarray(pixels), k)
+
+
+@pytest.mark.parametrize("k", [2, 17, 256])
+def test_rgba_image_with_transparency(k):
+    rng = np.random.default_rng(k)
+    pixels = rng.integers(0, 256, (50, 70, 4), dtype=np.uint8)
+    pixels[:10, :, 3] = 0
+    pixels[10:20, :, 3] = 255
+    image_labels_match_brute_force(Image.fromarray(pixels, "RGBA"), k)
+
+
+@pytest.mark.parametrize("use_table", [True, False])
+def test_both_rgb_labelling_routes(monkeypatch, use_table):
+    """The distinct-colour table and the per-pixel product give the same exact labels."""
+    monkeypatch.setattr(quantize_module, "_COST_LIST", 0.0 if use_table else 1e18)
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (40, 3))
+    pixels = base[rng.integers(0, 40, (128, 160))] + rng.integers(-6, 7, (128, 160, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    image_labels_match_brute_force(image, 64)
+
+
+def test_fewer_colours_than_k_is_lossless():
+    pixels = np.zeros((20, 30, 3), dtype=np.uint8)
+    pixels[:, 10:] = (10, 200, 30)
+    pixels[5:, 20:] = (255, 255, 255)
+    result = quantize_image(Image.fromarray(pixels), QuantizeParams(k=16))
+    assert result.mse == 0 and result.psnr is None
+    assert len(result.palette) == 3
