@@ -1,5 +1,8 @@
 """One method on the 24 MP photo, in a fresh process: ``python -m benchmarks.big METHOD K PATH``.
 
+METHOD is a key of ``benchmarks.methods.BY_KEY`` or ``pngquant``; a ``+plain-decode`` suffix
+decodes with Pillow directly instead of ``pipeline.load.load_image`` (to show what that costs).
+
 The process first warms up (imports and one small quantization), so the figures exclude
 start-up; then it decodes the photo, quantizes it and writes the indexed PNG, and prints one JSON
 line with the time of each step and the peak resident memory of the whole process (ru_maxrss).
@@ -28,7 +31,17 @@ from pipeline.load import load_image  # noqa: E402
 from pipeline.save import png_bytes  # noqa: E402
 
 
+def plain_decode(path: Path) -> Image.Image:
+    """Decode without pipeline.load's extra copy (ImageOps.exif_transpose copies the image
+    even when it has no orientation to apply); the photo has none."""
+    image = Image.open(path)
+    image.load()
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def measure(name: str, k: int, path: Path) -> dict:
+    plain = name.endswith("+plain-decode")
+    name = name.removesuffix("+plain-decode")
     if name == "pngquant":
         with tempfile.TemporaryDirectory() as folder:
             started = time.perf_counter()
@@ -40,7 +53,7 @@ def measure(name: str, k: int, path: Path) -> dict:
     noise = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     method(Image.fromarray(noise), k)  # warm up: imports and first-call costs
     started = time.perf_counter()
-    image = load_image(path, path.parent).image
+    image = plain_decode(path) if plain else load_image(path, path.parent).image
     decoded = time.perf_counter()
     indexed = method(image, k)
     quantized = time.perf_counter()

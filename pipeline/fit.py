@@ -22,10 +22,10 @@ LEVELS = {3: (5, 6), 4: (4, 5)}
 SEED_POINTS_PER_CLUSTER = 8
 
 #: Lloyd steps on each coarse level, at most; they stop earlier once centres move less than tol.
-COARSE_ITERATIONS = 10
+COARSE_ITERATIONS = 8
 
 #: Lloyd steps on the fine level after the coarse ones, at most.
-FINE_ITERATIONS = 10
+FINE_ITERATIONS = 6
 
 #: Largest centre move (0–255 scale) below which Lloyd iterations are considered converged.
 TOLERANCE = 0.02
@@ -38,7 +38,7 @@ RELAX = 1.8
 
 #: Final Lloyd steps on the distinct colours themselves, by palette size: (from K, steps).
 #: Bins constrain all their colours to one cluster, which costs most at large K.
-DISTINCT_ITERATIONS = ((128, 6),)
+DISTINCT_ITERATIONS = ((128, 5),)
 
 #: Above this many distinct colours the distinct-colour steps are skipped (big photos).
 MAX_DISTINCT_POINTS = 400_000

@@ -15,6 +15,9 @@ from pipeline.pixels import PixelSource, bin_keys, mark_rgb, unpack
 #: Bits per channel of the fine histogram: 6 for RGB (262,144 bins), 5 for RGBA (1,048,576).
 FINE_BITS = {3: 6, 4: 5}
 
+#: Bin keys gathered before each bincount (4 MB of uint32).
+KEY_BUFFER = 1 << 20
+
 #: Pixel count above which the distinct colours of an RGBA image are not counted exactly.
 #: RGB uses a 2^24 presence table; RGBA would need 2^32, so it sorts, which costs O(n log n).
 RGBA_DISTINCT_LIMIT = 16_000_000
@@ -134,11 +137,19 @@ def _build_rgb(source: PixelSource) -> ColorHistogram:
     size = 1 << (3 * bits)
     counts = np.zeros(size, dtype=np.int64)
     present = np.zeros(1 << 24, dtype=np.uint8)
+    # Keys gather over several strips: one bincount per KEY_BUFFER pixels, not one per strip.
+    keys = np.empty(min(source.count, KEY_BUFFER), dtype=np.uint32)
+    filled = 0
     for strip in source.strips():
         mark_rgb(present, strip)
-        counts += np.bincount(bin_keys(strip, bits, 3), minlength=size)
-    distinct_count = int(np.count_nonzero(present.view(bool)))
-    return ColorHistogram(3, bits, counts, distinct_count, 0, np.zeros(3), present)
+        if filled + len(strip) > len(keys):
+            counts += np.bincount(keys[:filled], minlength=size)
+            filled = 0
+        keys[filled : filled + len(strip)] = bin_keys(strip, bits, 3)
+        filled += len(strip)
+    counts += np.bincount(keys[:filled], minlength=size)
+    distinct = np.flatnonzero(present.view(bool)).astype(np.uint32)
+    return ColorHistogram(3, bits, counts, len(distinct), 0, np.zeros(3), present, distinct)
 
 
 def _build_rgba(source: PixelSource) -> ColorHistogram:

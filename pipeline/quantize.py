@@ -138,6 +138,7 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
         labels[start : start + len(strip)] = strip_labels
         start += len(strip)
     if channels == 3:
+        table = histogram.present = None  # 16 MB no longer needed: keep the peak down
         error, counts = _error_and_counts(source.image, labels, palette)
     return labels, counts, error
 
@@ -159,6 +160,11 @@ def _color_table(histogram: ColorHistogram, labeler: Labeler) -> np.ndarray | No
     return fill_color_table(labeler, distinct, histogram.present)
 
 
+#: Pixels per strip of the error computation: Pillow works on whole strips in C, so larger
+#: strips cost less; three RGB strips of this size are 12 MB.
+ERROR_STRIP_PIXELS = 4 * STRIP_PIXELS
+
+
 def _error_and_counts(image: Image.Image, labels: np.ndarray, palette: np.ndarray):
     """Exact squared error and per-entry counts of an RGB result, computed by Pillow in C:
     the per-channel histogram of |source − result| gives the sum of squares."""
@@ -167,7 +173,7 @@ def _error_and_counts(image: Image.Image, labels: np.ndarray, palette: np.ndarra
     squares = np.arange(256, dtype=np.int64) ** 2
     error = 0
     width, height = image.size
-    rows = max(1, STRIP_PIXELS // width)
+    rows = max(1, ERROR_STRIP_PIXELS // width)
     for top in range(0, height, rows):
         box = (0, top, width, min(height, top + rows))
         whole = rows >= height

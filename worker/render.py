@@ -18,16 +18,26 @@ FINAL_STATES = ("done", "cancelled")
 
 def print_status(document: dict, console: Console) -> None:
     d = document
-    console.print(f"[bold]job[/]      {d['job']}  [bold]{d['state']}[/]")
-    console.print(
-        f"images   {d['total']} total · {d['done']} done · {d['failed']} failed · "
-        f"{d['skipped']} skipped · {d['pending']} pending"
-        + (f" ({d['retrying']} retrying)" if d["retrying"] else "")
-        + (f" · {d['ignored']} ignored (not images)" if d["ignored"] else "")
-    )
-    console.print(f"speed    {format_rate(d['rate'])} · ETA {format_eta(d['eta_s'])}")
-    if d.get("out"):
-        console.print(f"out      {d['out']}", soft_wrap=True, highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    pending = f"{d['pending']}" + (f" ({d['retrying']} retrying)" if d["retrying"] else "")
+    for label, value in (
+        ("job", d["job"]),
+        ("state", d["state"]),
+        ("total", d["total"]),
+        ("done", d["done"]),
+        ("failed", d["failed"]),
+        ("skipped", d["skipped"]),
+        ("pending", pending),
+        ("ignored", f"{d['ignored']} (not images)"),
+        ("rate", format_rate(d["rate"])),
+        ("ETA", format_eta(d["eta_s"])),
+        ("submitted", format_moment(d["created_at"])),
+        ("out", d.get("out") or ""),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
     print_failures(d["failures"], d["failed"], console)
 
 

@@ -35,14 +35,17 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 #: How long Redis stays down: long enough that every worker sees its connection drop.
 DOWN_S = 1.5
 
+#: A longer outage: past the visibility timeout and several of Celery's reconnect attempts.
+LONG_DOWN_S = 2 * VISIBILITY_TIMEOUT_S
+
 
 @pytest.mark.parametrize(
-    "lose_last_second",
-    [False, True],
-    ids=["crash", "crash-and-lose-the-last-second-of-aof"],
+    ("lose_last_second", "down_s"),
+    [(False, DOWN_S), (True, DOWN_S), (False, LONG_DOWN_S)],
+    ids=["crash", "crash-and-lose-the-last-second-of-aof", "crash-and-long-outage"],
 )
 def test_redis_crash_mid_job_then_restart(
-    lose_last_second, redis_server, worker_factory, photo_job, tmp_path
+    lose_last_second, down_s, redis_server, worker_factory, photo_job, tmp_path
 ):
     photos, names = photo_job
     out = tmp_path / "out"
@@ -67,7 +70,7 @@ def test_redis_crash_mid_job_then_restart(
         # cut may fall inside a command; Redis loads the complete prefix (aof-load-truncated).
         assert aof.stat().st_size > kept_bytes, "no writes in the last second: nothing to lose"
         os.truncate(aof, kept_bytes)
-    time.sleep(DOWN_S)
+    time.sleep(down_s)
     redis_server.start()
 
     wait_until_done(job, url, timeout=12 * VISIBILITY_TIMEOUT_S + 60)
@@ -84,6 +87,11 @@ def test_redis_crash_mid_job_then_restart(
     assert_job_exact(
         later, url, photos / "set0", [name[len("set0/") :] for name in later_names], later_out
     )
+    for worker in workers:
+        assert worker.log().count("Connected to ") >= 2, "the worker never saw the crash"
+        assert worker.tasks_since_last_connect() > 0, (
+            f"worker {worker.pid} reconnected but consumed nothing:\n{worker.log()[-3000:]}"
+        )
 
 
 def test_redis_crash_losing_a_popped_message_still_finishes(
@@ -140,8 +148,17 @@ def test_broker_down_at_submit_and_status(tmp_path):
     waited = cli("submit", photos, "-o", tmp_path / "out", "--wait", "--json", "--broker", url)
     one_line_error(waited, secret=password)
 
-    for command in (["status", "0123456789ab"], ["status", "0123456789ab", "--json"], ["jobs"]):
-        one_line_error(cli(*command, "--broker", url), secret=password)
+    job = "0123456789ab"
+    for command in (
+        ["status", job],
+        ["status", job, "--json"],
+        ["jobs"],
+        ["jobs", "--json"],
+        ["watch", job],
+        ["cancel", job],
+        ["retry", job],
+    ):
+        one_line_error(cli(*command, "--broker", url, timeout=60), secret=password)
     # The same through the environment variable instead of --broker.
     one_line_error(
         cli("status", "0123456789ab", env={"COLORQUANT_BROKER_URL": url}), secret=password

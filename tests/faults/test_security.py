@@ -9,6 +9,7 @@
 
 import json
 import pickle
+import shutil
 import subprocess
 import time
 import uuid
@@ -22,6 +23,7 @@ from tests.faults.faultkit import (
     cli,
     make_photos,
     output_files,
+    require_redis_server,
     submit,
     wait_for,
     wait_until_done,
@@ -274,11 +276,9 @@ def redis_has_tls(binary: str) -> bool:
 
 
 def test_tls_broker_with_password(redis_factory, worker_factory, tmp_path):
-    import shutil
-
-    binary = shutil.which("redis-server")
-    if binary is None or shutil.which("openssl") is None:
-        pytest.skip("needs redis-server and openssl")
+    binary = require_redis_server()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: cannot make test certificates")
     if not redis_has_tls(binary):
         pytest.skip("this redis-server was built without TLS")
     tls = make_tls_files(tmp_path / "tls")

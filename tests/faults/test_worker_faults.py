@@ -7,11 +7,13 @@ left in OUT.
 
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from tests.faults.faultkit import (
     QUEUE,
+    TEMP_MARKER,
     VISIBILITY_TIMEOUT_S,
     assert_job_exact,
     assert_struck_mid_job,
@@ -30,6 +32,10 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
 ):
     photos, names = photo_job
     out = tmp_path / "out"
+    # A temp file an earlier killed writer left beside one of the outputs: gone by the end.
+    stale = out / Path(names[-1]).parent / f".{Path(names[-1]).stem}.png{TEMP_MARKER}x1y2z3"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\x89PNG half")
     job = submit(photos, out, redis_server.url)  # before the workers, so it starts from zero
     worker = worker_factory(redis_server.url, concurrency=2)
     wait_until_started(job, redis_server.url)
@@ -46,6 +52,7 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
     # ... and the worker itself lived on and replaced it.
     assert worker.process.poll() is None
     assert victim not in worker.pool_pids()
+    assert not stale.exists()
 
 
 def test_whole_worker_sigkilled_other_worker_finishes(
@@ -103,3 +110,44 @@ def test_sigterm_warm_shutdown_loses_nothing(redis_server, worker_factory, photo
     worker_factory(redis_server.url, concurrency=2)
     wait_until_done(job, redis_server.url, timeout=10 * VISIBILITY_TIMEOUT_S + 60)
     assert_job_exact(job, redis_server.url, photos, names, out)
+
+
+def test_worker_frozen_past_visibility_timeout_runs_twice_counts_once(
+    redis_server, worker_factory, photo_job, tmp_path
+):
+    """A worker paused longer than the visibility timeout (SIGSTOP: a long GC pause, a VM
+    migration, a network partition): its message goes to the other worker, then the paused
+    one wakes up and finishes its copy too. The images are counted once all the same."""
+    photos, names = photo_job
+    out = tmp_path / "out"
+    url = redis_server.url
+    job = submit(photos, out, url)
+    frozen = worker_factory(url, concurrency=1, wait=False)
+    other = worker_factory(url, concurrency=1, wait=False)
+    frozen.wait_ready()
+    other.wait_ready()
+    wait_until_started(job, url)
+    wait_for(frozen.busy_pool_pid, 30, "the worker to be running a task")
+
+    frozen.signal_group(signal.SIGSTOP)
+    try:
+        assert_struck_mid_job(job_status(job, url))
+        wait_until_done(job, url, timeout=10 * VISIBILITY_TIMEOUT_S + 60)
+        finished_by_other = frozen.log().count("] succeeded in ")
+    finally:
+        frozen.signal_group(signal.SIGCONT)
+
+    # The frozen worker wakes, finishes the copy it held (already done by the other), and acks.
+    wait_for(
+        lambda: frozen.log().count("] succeeded in ") > finished_by_other,
+        60,
+        "the woken worker to finish the task it held",
+    )
+    broker = redis_server.client()
+    wait_for(
+        lambda: broker.llen(QUEUE) == 0 and broker.hlen("unacked") == 0,
+        4 * VISIBILITY_TIMEOUT_S + 30,
+        "the queue and kombu's unacked hash to drain",
+    )
+    assert_job_exact(job, url, photos, names, out)
+    assert frozen.process.poll() is None and other.process.poll() is None
