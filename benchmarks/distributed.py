@@ -132,9 +132,11 @@ def bench_submit(work: Path, url: str, env: dict) -> dict:
     folder = work / "tiny"
     make_tiny_folder(folder, SUBMIT_FILES)
     submit, loop = [], []
+    idle = []
     for run in range(REPEATS):
         flush(url)
         out = work / f"tiny-out-{run}"
+        idle.append(wait_for_quiet_cpus())
         submit.append(timed(["colorquant", "submit", str(folder), "-o", str(out)], env))
         flush(url)
         loop.append(timed([sys.executable, "-c", APPLY_ASYNC_LOOP, str(folder), str(out)], env))
@@ -146,6 +148,9 @@ def bench_submit(work: Path, url: str, env: dict) -> dict:
         "apply_async_loop_s": round(statistics.median(loop), 3),
         "apply_async_loop_files_per_s": round(SUBMIT_FILES / statistics.median(loop)),
         "speedup": round(statistics.median(loop) / statistics.median(submit), 2),
+        "colorquant_submit_best_files_per_s": round(SUBMIT_FILES / min(submit)),
+        "apply_async_loop_best_files_per_s": round(SUBMIT_FILES / min(loop)),
+        "cpus_idle_share_before_runs": idle,
         "runs_s": {"submit": [round(t, 3) for t in submit], "loop": [round(t, 3) for t in loop]},
         "note": "wall time of the whole command, process start included; no worker consuming",
     }

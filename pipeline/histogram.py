@@ -1,16 +1,17 @@
 """Stage 2, sample (all pixels): the colour histogram that the k-means fit runs on.
 
 A histogram bin holds every colour that shares the top bits of each channel. For each bin we
-keep the pixel count and the per-channel sums, so a bin stands for its pixels by their exact
-mean colour, weighted by their number. K-means on these weighted means is k-means on all pixels
-with the one constraint that a bin's pixels share a cluster.
+keep the pixel count and its mean colour, so a bin stands for its pixels, weighted by their
+number. K-means on these weighted means is k-means on all pixels with the one constraint that a
+bin's pixels share a cluster. The same pass lists the image's distinct colours (exactly: the
+``colors_in`` metric and the labelling table depend on it).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.pixels import PixelSource, bin_keys, mark_rgb, unpack
+from pipeline.pixels import PixelSource, bin_corners, bin_keys, mark_rgb, unpack
 
 #: Bits per channel of the fine histogram: 6 for RGB (262,144 bins), 5 for RGBA (1,048,576).
 FINE_BITS = {3: 6, 4: 5}
@@ -41,7 +42,7 @@ class ColorHistogram:
     transparent_sum: np.ndarray  # RGB sum over fully transparent pixels
     #: RGB: a 2^24 uint8 table, non-zero at each colour present (reusable as a label table).
     present: np.ndarray | None = None
-    #: RGBA: sorted packed distinct opaque colours (None above RGBA_DISTINCT_LIMIT pixels).
+    #: Sorted packed distinct colours (RGBA: the opaque ones; None above RGBA_DISTINCT_LIMIT).
     _distinct: np.ndarray | None = None
     #: (occupied bins, channels) float64 colour sums; RGBA fills them exactly, RGB on first use.
     _sums: np.ndarray | None = None
@@ -62,27 +63,32 @@ class ColorHistogram:
             self._distinct = np.flatnonzero(self.present.view(bool)).astype(np.uint32)
         return self._distinct
 
-    @property
-    def sums(self) -> np.ndarray:
-        """Colour sums of the non-empty bins (in :attr:`occupied` order): exact for RGBA; for
-        RGB, count × mean of the bin's distinct colours (a bin spans 4 levels per channel, so
-        this stays within a level or two of the exact mean)."""
-        if self._sums is None:
-            occupied = self.occupied
-            index = np.empty(len(self.counts), dtype=np.int64)
-            index[occupied] = np.arange(len(occupied))
-            colors = self.distinct
-            slot = index[bin_keys(colors, self.bits, self.channels)]
-            listed = np.bincount(slot, minlength=len(occupied)).astype(np.float64)
-            scale = self.counts[occupied] / listed
-            self._sums = np.stack(
-                [
-                    np.bincount(slot, weights=(colors >> (8 * c)) & 0xFF, minlength=len(occupied))
-                    * scale
-                    for c in range(self.channels)
-                ],
-                axis=1,
-            )
+    def sums(self, from_colours: bool = True) -> np.ndarray:
+        """Colour sums of the non-empty bins (in :attr:`occupied` order). Exact for RGBA. For
+        RGB: count × mean of the bin's distinct colours (a bin spans 4 levels per channel, so
+        this stays within a level or two of the exact mean), or with ``from_colours=False``
+        count × the bin's centre, which skips a pass over the distinct colours."""
+        if self._sums is not None:
+            return self._sums
+        occupied = self.occupied
+        if not from_colours:
+            half = ((1 << (8 - self.bits)) - 1) / 2.0
+            centres = bin_corners(occupied, self.bits, self.channels) + half
+            return centres * self.counts[occupied][:, None]
+        index = np.empty(len(self.counts), dtype=np.int64)
+        index[occupied] = np.arange(len(occupied))
+        colors = self.distinct
+        slot = index[bin_keys(colors, self.bits, self.channels)]
+        listed = np.bincount(slot, minlength=len(occupied)).astype(np.float64)
+        scale = self.counts[occupied] / listed
+        self._sums = np.stack(
+            [
+                np.bincount(slot, weights=(colors >> (8 * c)) & 0xFF, minlength=len(occupied))
+                * scale
+                for c in range(self.channels)
+            ],
+            axis=1,
+        )
         return self._sums
 
     @property
@@ -103,10 +109,13 @@ class ColorHistogram:
         weights = self.counts[keys] / listed[keys]
         return unpack(colors, self.channels).astype(np.float64), weights
 
-    def points(self, bits: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``."""
+    def points(
+        self, bits: int | None = None, from_colours: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``;
+        ``from_colours`` as for :meth:`sums`."""
         occupied = self.occupied
-        counts, sums = self.counts[occupied], self.sums
+        counts, sums = self.counts[occupied], self.sums(from_colours)
         if bits is not None and bits < self.bits:
             coarse = _coarse_keys(occupied, self.bits, bits, self.channels)
             size = 1 << (bits * self.channels)

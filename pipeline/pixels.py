@@ -5,19 +5,27 @@ for RGB) in 24–31. Packing keeps every per-pixel pass a single array operation
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from pipeline.settings import STRIP_PIXELS
 
+#: Images up to this many pixels are packed once and kept for every pass (8 MB at most).
+CACHE_PIXELS = 1 << 21
+
 
 @dataclass
 class PixelSource:
-    """An RGB or RGBA Pillow image seen as packed pixel strips."""
+    """An RGB or RGBA Pillow image seen as packed pixel strips.
+
+    An image of at most CACHE_PIXELS is packed once and kept, so the passes over it share one
+    copy; a larger one is read strip by strip each time, so memory stays flat.
+    """
 
     image: Image.Image
+    _packed: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def channels(self) -> int:
@@ -40,16 +48,23 @@ class PixelSource:
         """Yield the pixels, top to bottom, as uint32 arrays of about STRIP_PIXELS each."""
         width, height = self.image.size
         rows = max(1, STRIP_PIXELS // width)
-        if rows >= height:
-            yield self.all_pixels()
+        if self.count <= CACHE_PIXELS or rows >= height:
+            packed = self.all_pixels()
+            for start in range(0, len(packed), rows * width):
+                yield packed[start : start + rows * width]
             return
         for top in range(0, height, rows):
             strip = self.image.crop((0, top, width, min(height, top + rows)))
             yield np.frombuffer(strip.tobytes("raw", self.rawmode), dtype=np.uint32)
 
     def all_pixels(self) -> np.ndarray:
-        """Every packed pixel in one array (used only where the seed's method needs them all)."""
-        return np.frombuffer(self.image.tobytes("raw", self.rawmode), dtype=np.uint32)
+        """Every packed pixel in one array (kept for images of at most CACHE_PIXELS)."""
+        if self._packed is not None:
+            return self._packed
+        packed = np.frombuffer(self.image.tobytes("raw", self.rawmode), dtype=np.uint32)
+        if self.count <= CACHE_PIXELS:
+            self._packed = packed
+        return packed
 
 
 def unpack(packed: np.ndarray, channels: int) -> np.ndarray:

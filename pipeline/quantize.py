@@ -15,7 +15,7 @@ from pipeline.fit import fit_distinct, fit_histogram, fit_random, fit_sample
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import Labeler, fill_color_table, squared_error
 from pipeline.params import QuantizeParams
-from pipeline.pixels import PixelSource, bin_keys, pack, rgb_lookup, unpack
+from pipeline.pixels import CACHE_PIXELS, PixelSource, bin_keys, pack, rgb_lookup, unpack
 from pipeline.settings import STRIP_PIXELS
 
 
@@ -143,25 +143,27 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     return labels, counts, error
 
 
-#: Rough costs (ns) that pick how RGB pixels are labelled: per pixel × palette colour of the
-#: matrix product, per pixel of a table lookup, and the fixed cost of listing distinct colours.
-_COST_PRODUCT, _COST_LOOKUP, _COST_LIST = 0.6, 1.5, 2.5e6
+#: Rough costs (ns) that pick how RGB pixels are labelled: per colour × palette entry of the
+#: matrix product (plus per colour of its set-up), and per pixel of a table lookup. The
+#: histogram pass has already listed the distinct colours.
+_COST_PRODUCT, _COST_ROW, _COST_LOOKUP = 0.4, 3.0, 1.5
 
 
 def _color_table(histogram: ColorHistogram, labeler: Labeler) -> np.ndarray | None:
     """The 2^24 label table over the image's distinct colours, when that is cheaper than
     labelling every pixel with the matrix product (it is, unless the image is small)."""
     pixels, k = int(histogram.counts.sum()), len(labeler.palette)
-    direct = pixels * k * _COST_PRODUCT
-    tabled = _COST_LIST + histogram.distinct_count * k * _COST_PRODUCT + pixels * _COST_LOOKUP
+    per_colour = k * _COST_PRODUCT + _COST_ROW
+    direct = pixels * per_colour
+    tabled = histogram.distinct_count * per_colour + pixels * _COST_LOOKUP
     if histogram.present is None or direct <= tabled:
         return None
     distinct = histogram.distinct  # listed (and cached) before the table is reused for labels
     return fill_color_table(labeler, distinct, histogram.present)
 
 
-#: Pixels per strip of the error computation: Pillow works on whole strips in C, so larger
-#: strips cost less; three RGB strips of this size are 12 MB.
+#: Pixels per strip of the error computation on big images (smaller ones go in one piece):
+#: Pillow works on whole strips in C, so larger strips cost less; three RGB strips are 12 MB.
 ERROR_STRIP_PIXELS = 4 * STRIP_PIXELS
 
 
@@ -173,7 +175,8 @@ def _error_and_counts(image: Image.Image, labels: np.ndarray, palette: np.ndarra
     squares = np.arange(256, dtype=np.int64) ** 2
     error = 0
     width, height = image.size
-    rows = max(1, ERROR_STRIP_PIXELS // width)
+    strip = ERROR_STRIP_PIXELS if width * height > CACHE_PIXELS else CACHE_PIXELS
+    rows = max(1, strip // width)
     for top in range(0, height, rows):
         box = (0, top, width, min(height, top + rows))
         whole = rows >= height

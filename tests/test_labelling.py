@@ -119,7 +119,7 @@ def test_rgba_image_with_transparency(k):
 @pytest.mark.parametrize("use_table", [True, False])
 def test_both_rgb_labelling_routes(monkeypatch, use_table):
     """The distinct-colour table and the per-pixel product give the same exact labels."""
-    monkeypatch.setattr(quantize_module, "_COST_LIST", 0.0 if use_table else 1e18)
+    monkeypatch.setattr(quantize_module, "_COST_LOOKUP", 0.0 if use_table else 1e18)
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (40, 3))
     pixels = base[rng.integers(0, 40, (128, 160))] + rng.integers(-6, 7, (128, 160, 3))

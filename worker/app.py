@@ -15,8 +15,11 @@ from worker.settings import (
 
 
 def make_app(broker: str | None = None) -> Celery:
+    from worker.sweep import LostMessageSweep
+
     celery = Celery("colorquant", broker=broker_url(broker), include=["worker.tasks"])
     celery.conf.update(celery_settings())
+    celery.steps["worker"].add(LostMessageSweep)
     return celery
 
 

@@ -4,6 +4,7 @@ Nothing here imports numpy or scikit-learn; Celery is imported only by the funct
 publish (submit, retry).
 """
 
+import itertools
 import math
 import os
 import time
@@ -64,7 +65,9 @@ def guided_chunks(items: Iterable, largest: int, spread: int = TAIL_SPREAD) -> I
 class ChunkPublisher:
     """Publishes a job's items as chunk messages over one shared producer connection."""
 
-    def __init__(self, store: JobStore, job: str, roots: list[str] | None = None):
+    def __init__(
+        self, store: JobStore, job: str, roots: list[str] | None = None, chunk_prefix: str = "s"
+    ):
         from worker.tasks import quantize_chunk  # Celery loads only when we publish
 
         self.task = quantize_chunk
@@ -72,6 +75,8 @@ class ChunkPublisher:
         self.job = job
         self.roots = list(roots or [])
         self.root_index = {root: index for index, root in enumerate(self.roots)}
+        self.chunk_ids = (f"{chunk_prefix}{number}" for number in itertools.count())
+        self.sent = 0
 
     def rows(self, items: list[InputItem]) -> tuple[list, bool]:
         """Message rows for the items, and whether the job gained a new input root."""
@@ -99,21 +104,34 @@ class ChunkPublisher:
             for chunk in guided_chunks(items, max_chunk()):
                 good = [item for item in chunk if not item.error]
                 rows, new_root = self.rows(good)
-                self.store.add_items(self.job, len(chunk), self.roots if new_root else None)
+                chunks = {next(self.chunk_ids): rows} if rows else {}
+                self.store.add_items(self.job, len(chunk), chunks, self.roots if new_root else None)
                 for item in chunk:
                     if item.error:  # refused by the walk (a link out of the tree): never sent
                         self.store.record(self.job, item.source, FAILED, item.error, None)
-                if rows:
-                    self.send(rows, producer)
+                self.send_all(chunks, producer)
                 total += len(chunk)
         return total
 
-    def send(self, rows: list, producer) -> None:
-        self.task.apply_async(
-            (self.job, rows),
-            producer=producer,
-            argsrepr=f"(job={self.job!r}, images={len(rows)})",
-        )
+    def publish_rows(self, rows: list) -> int:
+        """Publish rows of items already counted (``retry``), in order; ``self.sent`` says how
+        many went out if it fails midway."""
+        self.sent = 0
+        with self.producer() as producer:
+            for chunk in guided_chunks(rows, max_chunk()):
+                chunks = {next(self.chunk_ids): chunk}
+                self.store.add_chunks(self.job, chunks)
+                self.send_all(chunks, producer)
+                self.sent += len(chunk)
+        return self.sent
+
+    def send_all(self, chunks: dict[str, list], producer) -> None:
+        for chunk_id, rows in chunks.items():
+            self.task.apply_async(
+                (self.job, rows, chunk_id),
+                producer=producer,
+                argsrepr=f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})",
+            )
 
 
 def submit(
@@ -254,19 +272,15 @@ def retry(job: str, broker: str | None = None) -> dict:
     if not before["submitted"]:
         raise ValueError(f"job {job} is still being submitted; retry it once it is done")
     records = store.take_failed_for_retry(job) or []
-    publisher = ChunkPublisher(store, job, list(store.roots(job)))
+    publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
     rows = [record["item"] for record in records if record.get("item")]
     unrecoverable = [record for record in records if not record.get("item")]
     for record in unrecoverable:  # refused at submit (links out of the tree): fail again as is
         store.record(job, record["path"], FAILED, record["error"], None)
-    published = 0
     try:
-        with publisher.producer() as producer:
-            for chunk in guided_chunks(rows, max_chunk()):
-                publisher.send(chunk, producer)
-                published += len(chunk)
+        published = publisher.publish_rows(rows)
     except Exception as exc:
-        _restore_unpublished(store, job, records, rows[published:])
+        _restore_unpublished(store, job, records, rows[publisher.sent :])
         raise BrokerUnreachable(unreachable_message(store.url, exc)) from None
     return {"job": job, "retried": published}
 

@@ -52,7 +52,7 @@ def job_settings(job: str) -> JobSettings | None:
     return settings
 
 
-def run_chunk(job: str, rows: list, *, final_try: bool) -> ChunkOutcome:
+def run_chunk(job: str, rows: list, chunk: str | None, *, final_try: bool) -> ChunkOutcome:
     outcome = ChunkOutcome()
     if not isinstance(job, str) or not isinstance(rows, list):
         log.warning("dropping a malformed message (job %r)", job)
@@ -70,8 +70,10 @@ def run_chunk(job: str, rows: list, *, final_try: bool) -> ChunkOutcome:
             outcome.retry_rows.append(row)
         elif verdict == "cancelled":
             outcome.counts["cancelled"] += 1
-            break
+            return outcome
         outcome.counts[verdict] += 1
+    if isinstance(chunk, str) and not outcome.retry_rows:
+        jobs.chunk_done(job, chunk)  # every item is final: never send this chunk again
     return outcome
 
 

@@ -11,7 +11,12 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 - ``colorquant:{J}:failures``  hash: source → {"path", "error", "item"} (enough to retry it).
 - ``colorquant:{J}:attempts``  hash: source → deliveries begun but not finished, which catches an
   image that kills its worker process every time.
+- ``colorquant:{J}:chunks``    hash: chunk id → its message rows, written before the message is
+  published and deleted once every item of it has a final status. A message the broker lost
+  (Redis restarted from an AOF that kept the pop but not the unacked copy) is sent again from
+  here by the lost-message sweep (worker/sweep.py).
 - ``colorquant:jobs``          sorted set of job ids by creation time, for ``colorquant jobs``.
+- ``colorquant:active``        set of sealed jobs not yet finished, for the sweep.
 
 Every transition is one Lua script, so two workers, a redelivery and a retry never race. Status
 reads one hash: constant time at any job size.
@@ -29,6 +34,7 @@ from pipeline.params import QuantizeParams
 from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, masked_url
 
 JOBS_INDEX = "colorquant:jobs"
+ACTIVE_JOBS = "colorquant:active"
 
 #: Deliveries of one image that began and never finished before it counts as failed: an image
 #: that crashes its worker process (segfault, OOM kill) must not loop forever.
@@ -44,7 +50,8 @@ class BrokerUnreachable(Exception):
 
 def job_keys(job: str) -> dict[str, str]:
     prefix = f"colorquant:{{{job}}}"
-    return {part: f"{prefix}:{part}" for part in ("meta", "items", "failures", "attempts")}
+    parts = ("meta", "items", "failures", "attempts", "chunks")
+    return {part: f"{prefix}:{part}" for part in parts}
 
 
 # Sets finished_at once every item has a final status and the submit is complete.
@@ -113,7 +120,7 @@ SEAL_JOB = (
     _MARK_FINISHED
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'enqueued', 1)
+redis.call('HSET', KEYS[1], 'enqueued', 1, 'updated_at', ARGV[1])
 mark_finished(KEYS[1], ARGV[1])
 keep(KEYS, KEYS[1], ARGV[2])
 return 1
@@ -175,13 +182,13 @@ def failure_record(item_row_: list | None, source: str, error: str) -> str:
 class JobStore:
     """Reads and writes job bookkeeping in one Redis database (the broker's)."""
 
-    def __init__(self, url: str, retention_s: int):
+    def __init__(self, url: str, retention_s: int, *, socket_timeout: float = 30):
         self.url = url
         self.retention_s = retention_s
         self.redis = redis.Redis.from_url(
             url,
-            socket_connect_timeout=CONNECT_TIMEOUT_S,
-            socket_timeout=30,
+            socket_connect_timeout=min(CONNECT_TIMEOUT_S, socket_timeout),
+            socket_timeout=socket_timeout,
             health_check_interval=30,
             decode_responses=True,
         )
@@ -227,26 +234,53 @@ class JobStore:
         pipe.zremrangebyscore(JOBS_INDEX, "-inf", now - 2 * self.retention_s)
         pipe.execute()
 
-    def add_items(self, job: str, count: int, roots: list[str] | None = None) -> None:
-        """Count ``count`` more items before their message is published; renew the lease."""
-        meta = job_keys(job)["meta"]
+    def add_items(
+        self, job: str, count: int, chunks: dict[str, list], roots: list[str] | None = None
+    ) -> None:
+        """Count ``count`` more items and note their chunks before the messages are published;
+        renew the lease."""
+        keys = job_keys(job)
         pipe = self.redis.pipeline()
         if roots is not None:
-            pipe.hset(meta, "roots", json.dumps(roots))
-        pipe.hincrby(meta, "total", count)
-        pipe.expire(meta, SUBMIT_LEASE_S)
+            pipe.hset(keys["meta"], "roots", json.dumps(roots))
+        pipe.hincrby(keys["meta"], "total", count)
+        if chunks:
+            pipe.hset(keys["chunks"], mapping=_encoded(chunks))
+            pipe.expire(keys["chunks"], self.retention_s)
+        pipe.expire(keys["meta"], SUBMIT_LEASE_S)
         pipe.execute()
+
+    def add_chunks(self, job: str, chunks: dict[str, list]) -> None:
+        """Note chunks re-sent by ``retry``, before their messages are published."""
+        key = job_keys(job)["chunks"]
+        pipe = self.redis.pipeline()
+        pipe.hset(key, mapping=_encoded(chunks))
+        pipe.expire(key, self.retention_s)
+        pipe.sadd(ACTIVE_JOBS, job)
+        pipe.execute()
+
+    def chunk_done(self, job: str, chunk: str) -> None:
+        """Every item of the chunk has its final status: no need to ever send it again."""
+        self.redis.hdel(job_keys(job)["chunks"], chunk)
+
+    def pending_chunks(self, job: str) -> dict[str, list]:
+        return {
+            chunk: json.loads(rows)
+            for chunk, rows in self.redis.hgetall(job_keys(job)["chunks"]).items()
+        }
 
     def seal(self, job: str, ignored: int) -> None:
         """Every message is published: the job can now finish, and it lives for the retention."""
         keys = job_keys(job)
         self.redis.hset(keys["meta"], "ignored", ignored)
         self._seal(keys=list(keys.values()), args=[time.time(), self.retention_s])
+        self.redis.sadd(ACTIVE_JOBS, job)
 
     def abandon(self, job: str) -> None:
         """A submit that failed midway: delete the half-made job so nothing looks alive."""
         self.redis.delete(*job_keys(job).values())
         self.redis.zrem(JOBS_INDEX, job)
+        self.redis.srem(ACTIVE_JOBS, job)
 
     # --- worker side -----------------------------------------------------------------------
 
@@ -323,6 +357,10 @@ class JobStore:
         if expired:
             self.redis.zrem(JOBS_INDEX, *expired)
         return [meta for meta in metas if meta]
+
+
+def _encoded(chunks: dict[str, list]) -> dict[str, str]:
+    return {chunk: json.dumps(rows, ensure_ascii=False) for chunk, rows in chunks.items()}
 
 
 def unreachable_message(url: str, exc: Exception) -> str:

@@ -38,10 +38,12 @@ def _warm_up_pool_process(**_):
     retry_jitter=True,
     max_retries=MAX_TRANSIENT_RETRIES,
 )
-def quantize_chunk(self, job: str, rows: list) -> dict:
-    """Quantize each image of ``rows`` for ``job``; put back the ones hit by a transient fault."""
+def quantize_chunk(self, job: str, rows: list, chunk: str | None = None) -> dict:
+    """Quantize each image of ``rows`` for ``job``; put back the ones hit by a transient fault.
+
+    ``chunk`` names the chunk in the job's ledger (see worker/jobs.py), struck off once done."""
     final_try = self.request.retries >= MAX_TRANSIENT_RETRIES
-    outcome = run_chunk(job, rows, final_try=final_try)
+    outcome = run_chunk(job, rows, chunk, final_try=final_try)
     if outcome.retry_rows:
         delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2**self.request.retries)
         log.warning(
@@ -50,5 +52,5 @@ def quantize_chunk(self, job: str, rows: list) -> dict:
             len(outcome.retry_rows),
             delay,
         )
-        raise self.retry(args=(job, outcome.retry_rows), countdown=delay)
+        raise self.retry(args=(job, outcome.retry_rows, chunk), countdown=delay)
     return dict(outcome.counts)

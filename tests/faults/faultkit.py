@@ -68,6 +68,10 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
 # --- redis-server --------------------------------------------------------------------------
 
 
+class RedisStartError(RuntimeError):
+    """redis-server exited while starting; the message carries the end of its log."""
+
+
 class RedisServer:
     """One redis-server process on a fixed loopback port and data directory, restartable."""
 
@@ -143,7 +147,7 @@ class RedisServer:
 
         def answers():
             if self.process.poll() is not None:
-                pytest.fail(f"redis-server exited at start:\n{self.log_tail()}")
+                raise RedisStartError(f"redis-server exited at start:\n{self.log_tail()}")
             try:
                 return self.client(socket_timeout=1).ping()
             except Exception:
@@ -191,9 +195,9 @@ def redis_factory(tmp_path: Path):
     servers: list[RedisServer] = []
 
     def start(name: str = "redis", **options) -> RedisServer:
-        server = RedisServer(tmp_path / name, **options).start()
+        server = RedisServer(tmp_path / name, **options)
         servers.append(server)
-        return server
+        return server.start()
 
     yield start
     for server in servers:

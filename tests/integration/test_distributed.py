@@ -278,7 +278,9 @@ def test_only_pool_processes_load_scikit_learn(cluster, finished_job):
             assert "Threads:\t1\n" in Path(f"/proc/{pid}/status").read_text()
 
 
-@pytest.mark.parametrize("command", [["status", "nojob"], ["jobs"], ["watch", "nojob"], ["--help"]])
+@pytest.mark.parametrize(
+    "command", [["status", "nojob"], ["jobs"], ["watch", "nojob"], ["cancel", "nojob"], ["--help"]]
+)
 def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command):
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", *command],
