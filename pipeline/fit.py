@@ -24,6 +24,9 @@ LEVELS = {3: (5, 6), 4: (4, 5)}
 #: k-means++ seeds on the coarsest level holding at least this many points per cluster.
 SEED_POINTS_PER_CLUSTER = 8
 
+#: Below this palette size clusters are large: a few fine steps settle them.
+SMALL_K, FINE_ITERATIONS_SMALL_K = 32, 3
+
 #: From this palette size on, bins stand for the mean of their distinct colours; below it, for
 #: their centre (large clusters do not feel the difference, and it saves a pass).
 COLOUR_MEANS_FROM_K = 32
@@ -59,6 +62,7 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
     from sklearn.cluster import kmeans_plusplus
 
     levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
+    fine_steps = FINE_ITERATIONS if n_colors >= SMALL_K else FINE_ITERATIONS_SMALL_K
     from_colours = n_colors >= COLOUR_MEANS_FROM_K
     points = {}
     for bits in levels:
@@ -82,7 +86,7 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
             level_points,
             level_weights,
             centres,
-            FINE_ITERATIONS if last else COARSE_ITERATIONS,
+            fine_steps if last and bits > seed_bits else COARSE_ITERATIONS,
             TOLERANCE if last else COARSE_TOLERANCE,
         )
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:

@@ -15,6 +15,7 @@ import pytest
 import redis
 from distributed_helpers import (
     READY_LINE,
+    VISIBILITY_TIMEOUT_S,
     Cluster,
     RedisServer,
     free_port,
@@ -78,6 +79,8 @@ def cluster(redis_server, tmp_path_factory) -> Cluster:
     cluster = Cluster(redis_server)
     logs = tmp_path_factory.mktemp("workers")
     env = {key: value for key, value in cluster.env.items() if key != "COLORQUANT_BROKER_URL"}
+    # Short, so the lost-message sweep acts within seconds (it runs every timeout / 4).
+    env["COLORQUANT_VISIBILITY_TIMEOUT"] = str(VISIBILITY_TIMEOUT_S)
     try:
         for index in range(2):
             cluster.workers.append(start_worker(redis_server.url, logs / f"w{index}.log", env))

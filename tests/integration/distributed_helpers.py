@@ -18,6 +18,9 @@ from PIL import Image
 #: Longest a test waits for a job or a process, in seconds. Generous: CI machines are slow.
 PATIENCE_S = 180
 
+#: COLORQUANT_VISIBILITY_TIMEOUT of the session's workers: far above any chunk's run time here.
+VISIBILITY_TIMEOUT_S = 10
+
 READY_LINE = re.compile(r"(colorquant-[0-9a-f]+@\S+) ready\.")
 
 

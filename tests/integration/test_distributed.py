@@ -391,3 +391,25 @@ def test_pickled_message_is_refused(cluster, tmp_path):
     assert cluster.status(job)["total"] == 1 and cluster.status(job)["failed"] == 0
     ping = app.control.ping(destination=[w.node for w in cluster.workers], timeout=5)
     assert len(ping) == len(cluster.workers)
+
+
+@pytest.mark.slow
+def test_messages_lost_by_the_broker_are_sent_again(cluster, tmp_path):
+    """Every message of a job vanishes from Redis (as after a crash that kept kombu's pops but not
+    its unacked copies): the job's chunk ledger brings them back, and the job finishes exactly."""
+    from worker.app import make_app
+
+    control = make_app(cluster.redis.url).control
+    write_generated_images(tmp_path / "in", 4)
+    nodes = [worker.node for worker in cluster.workers]
+    control.cancel_consumer("colorquant", destination=nodes, reply=True)
+    try:
+        job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
+        assert cluster.redis.client().delete("colorquant") == 1
+    finally:
+        control.add_consumer("colorquant", destination=nodes, reply=True)
+    final = cluster.wait_until_final(job.strip())
+    assert (final["state"], final["done"], final["total"], final["failed"]) == ("done", 4, 4, 0)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 4
+    logs = "".join(worker.log.read_text() for worker in cluster.workers)
+    assert f"job {job.strip()} has pending images but no message left" in logs
