@@ -25,7 +25,7 @@ LEVELS = {3: (5, 6), 4: (4, 5)}
 SEED_POINTS_PER_CLUSTER = 8
 
 #: Below this palette size clusters are large: a few fine steps settle them.
-SMALL_K, FINE_ITERATIONS_SMALL_K = 32, 3
+SMALL_K, FINE_ITERATIONS_SMALL_K = 32, 4
 
 #: From this palette size on, bins stand for the mean of their distinct colours; below it, for
 #: their centre (large clusters do not feel the difference, and it saves a pass).
