@@ -280,10 +280,7 @@ def status(job: JobArg, broker: BrokerOpt = None, as_json: JsonOpt = False):
 
     with job_errors():
         document = job_status(job, broker)
-    if as_json:
-        print(json.dumps(document, indent=1, ensure_ascii=False))
-    else:
-        print_status(document, Console(highlight=False, soft_wrap=True))
+    emit(document, as_json, print_status)
 
 
 @app.command()
@@ -310,10 +307,7 @@ def jobs(broker: BrokerOpt = None, as_json: JsonOpt = False):
 
     with job_errors():
         documents = list_jobs(broker)
-    if as_json:
-        print(json.dumps(documents, indent=1, ensure_ascii=False))
-    else:
-        print_jobs(documents, Console(highlight=False, soft_wrap=True))
+    emit(documents, as_json, print_jobs)
 
 
 @app.command()
@@ -355,6 +349,14 @@ def worker(
     from worker.start import run_worker
 
     run_worker(concurrency, broker, loglevel=loglevel)
+
+
+def emit(document, as_json: bool, render) -> None:
+    """One JSON document on stdout, or ``render`` it as a table."""
+    if as_json:
+        print(json.dumps(document, indent=1, ensure_ascii=False))
+    else:
+        render(document, Console(highlight=False, soft_wrap=True))
 
 
 def fmt_psnr(value) -> str:
