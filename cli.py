@@ -17,6 +17,7 @@ from rich.console import Console
 from pipeline.discover import InputError, resolve_roots
 from pipeline.params import QuantizeParams, parse_sample
 from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.threads import limit_threads_env
 
 app = typer.Typer(
     name="colorquant",
@@ -151,6 +152,7 @@ def compare(
     seed: SeedOpt = 0,
 ):
     """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
+    limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
     from pipeline.compare import comparison_figure
     from pipeline.load import ImageRejected
 
@@ -179,6 +181,7 @@ def demo(
 
     Writes the k-means and random-codebook results with their palettes, and a figure per photo.
     """
+    limit_threads_env()  # the figures are drawn here, in this process
     from pipeline.demo import run_demo
 
     check_writable(out)

@@ -73,7 +73,9 @@ def load_image(path: Path, root: Path) -> LoadedImage:
                 image.seek(0)
                 image.load()
                 icc_profile = image.info.get("icc_profile")
-                upright = _to_working_mode(ImageOps.exif_transpose(image))
+                # In place: a returned copy would hold a second full image in memory.
+                ImageOps.exif_transpose(image, in_place=True)
+                upright = _to_working_mode(image)
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
