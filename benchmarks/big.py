@@ -32,8 +32,7 @@ from pipeline.save import png_bytes  # noqa: E402
 
 
 def plain_decode(path: Path) -> Image.Image:
-    """Decode without pipeline.load's extra copy (ImageOps.exif_transpose copies the image
-    even when it has no orientation to apply); the photo has none."""
+    """A bare decode, without pipeline.load's checks, to show what the safe loader costs."""
     image = Image.open(path)
     image.load()
     return image if image.mode == "RGB" else image.convert("RGB")
