@@ -64,6 +64,16 @@ def run_chunk(job: str, rows: list, chunk: str | None, *, final_try: bool) -> Ch
         outcome.counts["unknown"] += len(rows)
         return outcome
     jobs = store()
+    if not _in_open_chunk(jobs, job, chunk, rows):
+        log.warning(
+            "job %s: refused a message (chunk %r, %d rows) whose rows are in none of the job's "
+            "open chunks: finished already, or forged; nothing read, written or counted",
+            job,
+            chunk,
+            len(rows),
+        )
+        outcome.counts["refused"] += len(rows)
+        return outcome
     for row in rows:
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
@@ -75,6 +85,20 @@ def run_chunk(job: str, rows: list, chunk: str | None, *, final_try: bool) -> Ch
     if isinstance(chunk, str) and not outcome.retry_rows:
         jobs.chunk_done(job, chunk)  # every item is final: never send this chunk again
     return outcome
+
+
+def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
+    """True when every row is one the submitter wrote into the job's ledger for ``chunk``.
+
+    Every legitimate message (submit, retry, a transient-fault retry, the lost-message sweep)
+    carries rows of a ledger entry written before it was published, so with AOF any message
+    that survives a crash still finds its entry. A message from anyone else with broker access
+    does not, and it must not change the counts of the job it names.
+    """
+    if not isinstance(chunk, str):
+        return False
+    ledger = jobs.chunk_rows(job, chunk)
+    return ledger is not None and all(row in ledger for row in rows)
 
 
 def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:

@@ -263,6 +263,11 @@ class JobStore:
         """Every item of the chunk has its final status: no need to ever send it again."""
         self.redis.hdel(job_keys(job)["chunks"], chunk)
 
+    def chunk_rows(self, job: str, chunk: str) -> list | None:
+        """The rows the ledger holds for ``chunk``; None once it is finished, or if it never was."""
+        raw = self.redis.hget(job_keys(job)["chunks"], chunk)
+        return None if raw is None else json.loads(raw)
+
     def pending_chunks(self, job: str) -> dict[str, list]:
         return {
             chunk: json.loads(rows)

@@ -128,7 +128,7 @@ def snapshot(folder: Path, skip: tuple[str, ...]) -> dict[str, int]:
 
 def test_forged_paths_write_nothing(redis_server, worker_factory, tmp_path):
     url = redis_server.url
-    worker_factory(url, concurrency=1)
+    worker = worker_factory(url, concurrency=1)
     photos = tmp_path / "photos"
     names = make_photos(photos, 2)
     outside = tmp_path / "outside"
@@ -156,14 +156,36 @@ def test_forged_paths_write_nothing(redis_server, worker_factory, tmp_path):
 
     from celery import Celery
 
+    from tests.faults.faultkit import job_status
+
     sender = Celery("forger", broker=url)
     sender.conf.update(task_serializer="json", accept_content=["json"])
-    for row in forged_rows:
-        sender.send_task(CHUNK_TASK, args=(job, [row]), queue=QUEUE)
+
+    # 1. Messages alone: their rows are in none of the job's open chunks, so each is refused
+    #    whole and the job's counts do not move.
+    for index, row in enumerate(forged_rows):
+        chunk = () if index % 2 else (f"made-up-{index}",)
+        sender.send_task(CHUNK_TASK, args=(job, [row], *chunk), queue=QUEUE)
     # A message for a job that does not exist is dropped as well.
     sender.send_task(CHUNK_TASK, args=("ffffffffffff", [forged_rows[0]]), queue=QUEUE)
+    wait_for(
+        lambda: (
+            worker.log().count("refused a message") >= len(forged_rows)
+            and queue_drained(redis_server.client())
+        ),
+        60,
+        "the worker to refuse every forged message",
+    )
+    assert_job_exact(job, url, photos, names, out)
 
-    from tests.faults.faultkit import job_status
+    # 2. With forged ledger entries too (someone who can write any Redis key): the path checks
+    #    still refuse every row, with a reason, and nothing is read or written.
+    from worker.jobs import job_keys
+
+    ledger = job_keys(job)["chunks"]
+    for index, row in enumerate(forged_rows):
+        redis_server.client().hset(ledger, f"forged-{index}", json.dumps([row]))
+        sender.send_task(CHUNK_TASK, args=(job, [row], f"forged-{index}"), queue=QUEUE)
 
     def all_refused():
         failed = {failure["path"] for failure in job_status(job, url)["failures"]}

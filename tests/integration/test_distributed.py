@@ -190,8 +190,11 @@ def test_retry_moves_fixed_failures_to_done(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_forged_paths_write_nothing(cluster, tmp_path):
-    """A message naming a path outside the job's roots is refused by the worker."""
+    """A message naming paths outside the job's roots writes nothing. Sent alone, it is refused
+    whole (its rows are in none of the job's open chunks) and the job's counts do not move;
+    even with a forged ledger entry too, every row is refused by the path checks."""
     from worker.app import make_app
+    from worker.jobs import job_keys
     from worker.settings import CHUNK_TASK
 
     folder, out = tmp_path / "in", tmp_path / "out"
@@ -199,14 +202,27 @@ def test_forged_paths_write_nothing(cluster, tmp_path):
     secret = tmp_path / "secret.png"
     shutil.copy(folder / "gen-000.png", secret)
     job = cluster.cli("submit", folder, "-o", out, check=True).stdout.strip()
-    cluster.wait_until_final(job)
+    before = cluster.wait_until_final(job)
     forged = [
         [0, "../secret.png", "forged-a", "forged-a.png"],
         [0, str(secret), "forged-b", "forged-b.png"],
         [7, "gen-000.png", "forged-c", "forged-c.png"],
         [0, "gen-000.png", "forged-d", "../../escaped.png"],
     ]
-    make_app(cluster.redis.url).send_task(CHUNK_TASK, (job, forged), queue="colorquant")
+    app = make_app(cluster.redis.url)
+    app.send_task(CHUNK_TASK, (job, forged), queue="colorquant")
+    app.send_task(CHUNK_TASK, (job, forged, "made-up-chunk"), queue="colorquant")
+    wait_for(cluster.queue_drained, "the forged messages to be handled")
+    wait_for(
+        lambda: "".join(w.log.read_text() for w in cluster.workers).count("refused a message") >= 2,
+        "both forged messages to be refused",
+    )
+    counts = ("total", "done", "failed", "skipped")
+    assert {key: cluster.status(job)[key] for key in counts} == {key: before[key] for key in counts}
+
+    # Someone who can also write the ledger still gets nothing past the path checks.
+    cluster.redis.client().hset(job_keys(job)["chunks"], "forged-ledger", json.dumps(forged))
+    app.send_task(CHUNK_TASK, (job, forged, "forged-ledger"), queue="colorquant")
     wait_for(cluster.queue_drained, "the forged message to be handled")
     document = wait_for(lambda: (d := cluster.status(job))["failed"] == 4 and d, "4 refusals")
     assert {failure["path"] for failure in document["failures"]} == {
@@ -358,11 +374,14 @@ def test_a_message_delivered_twice_is_counted_once(cluster, tmp_path):
 
     client = cluster.redis.client()
     keys = job_keys(job)
-    client.hdel(keys["items"], "gen-001.png")  # the record of one item is lost
+    # An AOF a second behind loses the item's record and, written after it, the strike-off of
+    # its chunk from the ledger: the chunk is open again.
+    client.hdel(keys["items"], "gen-001.png")
     client.hincrby(keys["meta"], "done", -1)
+    client.hset(keys["chunks"], "replayed", json.dumps(rows))
     app = make_app(cluster.redis.url)
     for _ in range(2):
-        app.send_task(CHUNK_TASK, (job, rows), queue="colorquant")
+        app.send_task(CHUNK_TASK, (job, rows, "replayed"), queue="colorquant")
     wait_for(cluster.queue_drained, "both copies to be handled")
     after = wait_for(lambda: (d := cluster.status(job))["done"] == 3 and d, "the recount")
     assert {key: after[key] for key in ("total", "done", "failed", "skipped")} == {
