@@ -124,5 +124,5 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
     if result.retryable and not final_try:
         jobs.forget_attempt(settings.job, item.source)
         return "retry"
-    jobs.record(settings.job, item.source, result.status, result.error or "", row)
-    return result.status
+    counted = jobs.record(settings.job, item.source, result.status, result.error or "", row)
+    return result.status if counted == "counted" else "finished"  # another copy counted it
