@@ -16,7 +16,7 @@ from rich.console import Console
 
 from pipeline.discover import InputError, resolve_roots
 from pipeline.params import QuantizeParams, parse_sample
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, max_pixels
 from pipeline.threads import limit_threads_env
 
 app = typer.Typer(
@@ -28,7 +28,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True, highlight=False)
+# soft_wrap: long paths stay on one line, so piped or logged output stays greppable.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 #: Exit codes, as scripts rely on them.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -87,14 +88,44 @@ OverwriteOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
+def show_version(value: bool) -> None:
+    if value:
+        from pipeline.version import VERSION
+
+        print(f"colorquant {VERSION}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def common(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version."),
+    ] = False,
+):
+    """Reduce every photo in a folder to a K-colour palette with k-means: an indexed PNG plus
+    its palette JSON per image, on this machine or on Celery workers."""
+
+
 def usage_error(message: str) -> typer.Exit:
     err.print(f"[red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
-def make_params(k: int, sample: str, seed: int, method: str) -> QuantizeParams:
+def check_environment() -> None:
+    """Settings read from the environment are checked once, up front, as usage errors."""
     try:
-        return QuantizeParams(k=k, sample=parse_sample(sample), seed=seed, method=method)
+        max_pixels()
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+
+
+def make_params(k: int, sample: str, seed: int, method: str) -> QuantizeParams:
+    check_environment()
+    try:
+        # The random codebook draws K pixels whatever --sample says; record what was done.
+        drawn = "all" if method == "random" else sample
+        return QuantizeParams(k=k, sample=parse_sample(drawn), seed=seed, method=method)
     except ValueError as exc:
         raise usage_error(str(exc)) from None
 
@@ -156,8 +187,13 @@ def compare(
     from pipeline.compare import comparison_figure
     from pipeline.load import ImageRejected
 
+    check_environment()
+    if image.is_dir():
+        raise usage_error(f"{image} is a folder; compare takes one image")
     if not image.is_file():
         raise usage_error(f"{image}: no such file")
+    if out.suffix.lower() != ".png":
+        raise usage_error(f"the figure is a PNG: name it .png, not {out.name}")
     try:
         shown = comparison_figure(image, out, QuantizeParams(k=k, seed=seed))
     except ImageRejected as exc:
@@ -182,6 +218,7 @@ def demo(
     Writes the k-means and random-codebook results with their palettes, and a figure per photo.
     """
     limit_threads_env()  # the figures are drawn here, in this process
+    check_environment()
     from pipeline.demo import run_demo
 
     check_writable(out)
@@ -348,9 +385,14 @@ def worker(
     broker: BrokerOpt = None,
     loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
 ):
-    """Start a Celery worker that quantizes submitted jobs (Ctrl-C for a warm shutdown)."""
+    """Start a Celery worker that quantizes submitted jobs (Ctrl-C for a warm shutdown).
+
+    Unlike the other commands, a worker waits for an unreachable broker, retrying, so that it
+    can start before Redis does.
+    """
     from worker.start import run_worker
 
+    check_environment()
     run_worker(concurrency, broker, loglevel=loglevel)
 
 
@@ -359,7 +401,9 @@ def emit(document, as_json: bool, render) -> None:
     if as_json:
         print(json.dumps(document, indent=1, ensure_ascii=False))
     else:
-        render(document, Console(highlight=False, soft_wrap=True))
+        # On a pipe, no terminal width to fit: never fold a table cell.
+        width = None if sys.stdout.isatty() else 1000
+        render(document, Console(highlight=False, soft_wrap=True, width=width))
 
 
 def fmt_psnr(value) -> str:

@@ -15,6 +15,7 @@ from pipeline.settings import IMAGE_EXTENSIONS, PALETTE_SUFFIX
 
 OUTSIDE_LINK = "symlink points outside the input tree; not read"
 NOT_REGULAR = "not a regular file"
+NOT_AN_IMAGE_NAME = "not an image file name (see the accepted extensions in --help)"
 
 
 class InputError(ValueError):
@@ -86,6 +87,7 @@ def resolve_roots(paths: Iterable[str | Path], out: str | Path) -> list[InputRoo
     for path in absolute:
         if not path.exists():
             raise InputError(f"{path}: no such file or folder")
+    _refuse_overlaps(absolute)
     out_real = Path(os.path.abspath(out)).resolve()
     for path in absolute:
         if path.is_dir() and is_inside(out_real, path.resolve()):
@@ -96,6 +98,23 @@ def resolve_roots(paths: Iterable[str | Path], out: str | Path) -> list[InputRoo
         InputRoot(path, prefix)
         for path, prefix in zip(absolute, _unique_prefixes(absolute), strict=True)
     ]
+
+
+def _refuse_overlaps(paths: list[Path]) -> None:
+    """The same image must not be processed twice in one job: no PATH twice, none inside
+    another PATH's folder."""
+    real = [path.resolve() for path in paths]
+    for index, path in enumerate(real):
+        for other_index, other in enumerate(real):
+            overlaps = path == other or (other.is_dir() and is_inside(path, other))
+            if index != other_index and overlaps:
+                if path == other and index > other_index:
+                    continue  # reported once, from the first of the pair
+                raise InputError(
+                    f"{paths[index]} is also inside {paths[other_index]}; give one or the other"
+                    if path != other
+                    else f"{paths[index]} is given twice"
+                )
 
 
 def _unique_prefixes(paths: list[Path]) -> list[str]:
@@ -128,12 +147,13 @@ class InputWalk:
 
     def _direct_files(self, paths: list[Path]) -> Iterator[InputItem]:
         """Files named on the command line: outputs at the top of OUT, names kept apart."""
-        images = [path for path in paths if is_image_name(path.name)]
-        self.ignored += len(paths) - len(images)
-        names = Counter(path.name for path in images)
-        for path, output in zip(images, output_names([p.name for p in images]), strict=True):
+        names = Counter(path.name for path in paths)
+        for path, output in zip(paths, output_names([p.name for p in paths]), strict=True):
             source = path.name if names[path.name] == 1 else str(path)
-            error = None if path.resolve().is_file() else NOT_REGULAR
+            if not is_image_name(path.name):
+                error = NOT_AN_IMAGE_NAME  # named on purpose, so say why nothing came of it
+            else:
+                error = None if path.resolve().is_file() else NOT_REGULAR
             yield InputItem(str(path.parent), path.name, source, output, error)
 
     def _walk_folder(self, root: InputRoot) -> Iterator[InputItem]:

@@ -181,3 +181,49 @@ def test_cli_import_does_not_load_scikit_learn():
 
     code = "import sys, cli; assert 'sklearn' not in sys.modules and 'numpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_overlapping_or_repeated_paths_are_refused(photo_folder, tmp_path):
+    for paths in ([photo_folder, photo_folder], [photo_folder, photo_folder / "trip"]):
+        completed = run_cli("run", *paths, "-o", tmp_path / "out")
+        assert completed.returncode == 2 and "Traceback" not in completed.stderr
+        assert "twice" in completed.stderr or "inside" in completed.stderr
+
+
+def test_a_named_file_that_is_not_an_image_fails_with_a_reason(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    code, report = run_json(notes, "-o", tmp_path / "out")
+    assert code == 1
+    assert report["failures"] == [
+        {
+            "path": "notes.txt",
+            "error": "not an image file name (see the accepted extensions in --help)",
+        }
+    ]
+
+
+def test_a_bad_pixel_limit_setting_is_a_usage_error(photo_folder, tmp_path):
+    completed = run_cli(
+        "run", photo_folder, "-o", tmp_path / "out", env={"COLORQUANT_MAX_PIXELS": "lots"}
+    )
+    assert completed.returncode == 2
+    assert (
+        completed.stderr.strip() == "error: COLORQUANT_MAX_PIXELS='lots' is not a number of pixels"
+    )
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_random_method_records_that_it_drew_k_pixels(photo_folder, tmp_path):
+    out = tmp_path / "out"
+    code, _ = run_json(
+        photo_folder / "china.jpg", "-o", out, "--method", "random", "--sample", "1000", "-k", "8"
+    )
+    assert code == 0
+    document = json.loads((out / "china.palette.json").read_text())
+    assert (document["method"], document["sample"]) == ("random", "all")
+
+
+def test_version():
+    completed = run_cli("--version")
+    assert completed.returncode == 0 and completed.stdout.startswith("colorquant ")

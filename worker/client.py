@@ -300,4 +300,8 @@ def list_jobs(broker: str | None = None) -> list[dict]:
     store = open_store(broker)
     now = time.time()
     metas = _read(store.recent_jobs, JOBS_LISTED)
-    return [status_document(meta, [], now=now) for meta in metas]
+    # No failure lists here (one more read per job); `status JOB` shows them.
+    documents = [status_document(meta, [], now=now) for meta in metas]
+    for document in documents:
+        del document["failures"]
+    return documents
