@@ -357,7 +357,7 @@ def cancel(job: JobArg, broker: BrokerOpt = None):
 
     with job_errors():
         document = cancel_job(job, broker)
-    err.print(f"job {job} {document['state']}: {document['pending']} images left unprocessed")
+    err.print(f"job {job} {document['state']}: {plural(document['pending'])} left unprocessed")
 
 
 @app.command()
@@ -367,7 +367,13 @@ def retry(job: JobArg, broker: BrokerOpt = None):
 
     with job_errors():
         receipt = retry_job(job, broker)
-    err.print(f"job {job}: {receipt['retried']} failed images queued again")
+    message = f"job {job}: {plural(receipt['retried'])} queued again"
+    if receipt.get("not_retried"):
+        message += (
+            f"; {plural(receipt['not_retried'])} refused before reading (links out of the "
+            "input tree) stay failed"
+        )
+    err.print(message)
 
 
 @app.command()
@@ -404,6 +410,10 @@ def emit(document, as_json: bool, render) -> None:
         # On a pipe, no terminal width to fit: never fold a table cell.
         width = None if sys.stdout.isatty() else 1000
         render(document, Console(highlight=False, soft_wrap=True, width=width))
+
+
+def plural(count: int, noun: str = "image") -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def fmt_psnr(value) -> str:

@@ -282,7 +282,7 @@ def retry(job: str, broker: str | None = None) -> dict:
     except Exception as exc:
         _restore_unpublished(store, job, records, rows[publisher.sent :])
         raise BrokerUnreachable(unreachable_message(store.url, exc)) from None
-    return {"job": job, "retried": published}
+    return {"job": job, "retried": published, "not_retried": len(unrecoverable)}
 
 
 def _restore_unpublished(store: JobStore, job: str, records: list[dict], rows: list) -> None:
