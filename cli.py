@@ -130,6 +130,13 @@ def make_params(k: int, sample: str, seed: int, method: str) -> QuantizeParams:
         raise usage_error(str(exc)) from None
 
 
+def input_roots(paths: list[Path], out: Path):
+    try:
+        return resolve_roots(paths, out)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+
+
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -154,10 +161,7 @@ def run(
     from pipeline.batch import collect_items, run_batch
 
     params = make_params(k, sample, seed, method)
-    try:
-        roots = resolve_roots(paths, out)
-    except InputError as exc:
-        raise usage_error(str(exc)) from None
+    roots = input_roots(paths, out)
     check_writable(out)
     items, ignored = collect_items(roots)
     with progress_reporter(len(items), "Quantizing") as on_result:
@@ -294,10 +298,7 @@ def submit(
     from worker.render import batch_report, follow
 
     params = make_params(k, sample, seed, method)
-    try:
-        roots = resolve_roots(paths, out)
-    except InputError as exc:
-        raise usage_error(str(exc)) from None
+    roots = input_roots(paths, out)
     check_writable(out)
     with job_errors():
         receipt = submit_job(roots, out, params, overwrite=overwrite, broker=broker)

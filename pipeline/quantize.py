@@ -15,7 +15,7 @@ from pipeline.fit import fit_distinct, fit_histogram, fit_random, fit_sample
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import Labeler, fill_color_table, squared_error
 from pipeline.params import QuantizeParams
-from pipeline.pixels import CACHE_PIXELS, PixelSource, bin_keys, pack, rgb_lookup, unpack
+from pipeline.pixels import CACHE_PIXELS, PixelSource, pack, rgb_lookup, unpack
 from pipeline.settings import STRIP_PIXELS
 
 
@@ -205,6 +205,3 @@ class _StageTimer:
         now = time.perf_counter()
         self.laps[name] = round((now - self._last) * 1000.0, 2)
         self._last = now
-
-
-__all__ = ["QuantizedImage", "quantize_image", "bin_keys"]

@@ -20,10 +20,11 @@ def temp_prefix(final: Path) -> str:
     return f".{final.name}{TEMP_MARKER}"
 
 
-def remove_stale_temps(final: Path) -> int:
-    """Delete temp files an earlier, interrupted writer of ``final`` left; return how many."""
-    prefix = temp_prefix(final)
-    return _remove_matching(final.parent, lambda name: name.startswith(prefix))
+def remove_stale_temps(*finals: Path) -> int:
+    """Delete temp files earlier, interrupted writers of ``finals`` (all in one folder) left;
+    return how many. One listing of the folder serves every name."""
+    prefixes = tuple(temp_prefix(final) for final in finals)
+    return _remove_matching(finals[0].parent, lambda name: name.startswith(prefixes))
 
 
 def remove_temps_in(folder: Path) -> int:
@@ -47,10 +48,25 @@ def _remove_matching(folder: Path, matches) -> int:
     return removed
 
 
-def write_atomic(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` so that no reader ever sees a partial file."""
+def write_atomic(final: Path, data: bytes, *, clear_stale: bool = True) -> None:
+    """Write ``data`` to ``final`` so that no reader ever sees a partial file.
+
+    ``clear_stale`` first removes temps a killed writer of ``final`` left (pass False when the
+    caller already did, since it lists the whole folder).
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final)
+    if clear_stale:
+        remove_stale_temps(final)
+    try:
+        _write_and_rename(final, data)
+    except FileNotFoundError:
+        if not final.parent.is_dir():
+            raise
+        # Our temp was taken for a dead writer's and removed by another cleaner: write again.
+        _write_and_rename(final, data)
+
+
+def _write_and_rename(final: Path, data: bytes) -> None:
     fd, temp = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
