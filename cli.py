@@ -16,7 +16,7 @@ from rich.console import Console
 
 from pipeline.discover import InputError, resolve_roots
 from pipeline.params import QuantizeParams, parse_sample
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, max_pixels
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, SPACES, max_pixels
 from pipeline.threads import limit_threads_env
 
 app = typer.Typer(
@@ -72,6 +72,15 @@ MethodOpt = Annotated[
         "(the example's baseline; ignores --sample).",
     ),
 ]
+SpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--space",
+        metavar="|".join(SPACES),
+        help="Colour space k-means measures distance in, to fit and to label: "
+        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+    ),
+]
 JobsOpt = Annotated[
     int | None,
     typer.Option(
@@ -120,12 +129,14 @@ def check_environment() -> None:
         raise usage_error(str(exc)) from None
 
 
-def make_params(k: int, sample: str, seed: int, method: str) -> QuantizeParams:
+def make_params(k: int, sample: str, seed: int, method: str, space: str) -> QuantizeParams:
     check_environment()
     try:
         # The random codebook draws K pixels whatever --sample says; record what was done.
         drawn = "all" if method == "random" else sample
-        return QuantizeParams(k=k, sample=parse_sample(drawn), seed=seed, method=method)
+        return QuantizeParams(
+            k=k, sample=parse_sample(drawn), seed=seed, method=method, space=space
+        )
     except ValueError as exc:
         raise usage_error(str(exc)) from None
 
@@ -149,6 +160,7 @@ def run(
     sample: SampleOpt = "all",
     seed: SeedOpt = 0,
     method: MethodOpt = "kmeans",
+    space: SpaceOpt = SPACES[0],
     jobs: JobsOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -160,7 +172,7 @@ def run(
     """
     from pipeline.batch import collect_items, run_batch
 
-    params = make_params(k, sample, seed, method)
+    params = make_params(k, sample, seed, method, space)
     roots = input_roots(paths, out)
     check_writable(out)
     items, ignored = collect_items(roots)
@@ -282,6 +294,7 @@ def submit(
     sample: SampleOpt = "all",
     seed: SeedOpt = 0,
     method: MethodOpt = "kmeans",
+    space: SpaceOpt = SPACES[0],
     overwrite: OverwriteOpt = False,
     broker: BrokerOpt = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
@@ -297,7 +310,7 @@ def submit(
     from worker.client import submit as submit_job
     from worker.render import batch_report, follow
 
-    params = make_params(k, sample, seed, method)
+    params = make_params(k, sample, seed, method, space)
     roots = input_roots(paths, out)
     check_writable(out)
     with job_errors():

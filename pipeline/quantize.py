@@ -13,10 +13,11 @@ from PIL import Image, ImageChops
 
 from pipeline.fit import fit_distinct, fit_histogram, fit_random, fit_sample
 from pipeline.histogram import ColorHistogram, build_histogram
-from pipeline.label import Labeler, fill_color_table, squared_error
+from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, pack, rgb_lookup, unpack
 from pipeline.settings import STRIP_PIXELS
+from pipeline.space import from_working
 
 
 @dataclass
@@ -45,7 +46,7 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
     timer.lap("fit")
-    labels, counts, error = _label_all(source, histogram, palette)
+    labels, counts, error = _label_all(source, histogram, palette, params.space)
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
     indexed = _indexed_image(labels, image.size, palette[:, :3], alphas)
@@ -66,14 +67,15 @@ def _choose_palette(
     """The integer palette (n, channels), n ≤ k, duplicates removed, transparent entry last."""
     clear = histogram.transparent_count > 0
     n_colors = params.k - (1 if clear else 0)
+    space, seed = params.space, params.seed
     if histogram.has_distinct and histogram.distinct_count <= n_colors:
         palette = unpack(histogram.distinct, source.channels).copy()
     elif params.method == "random":
-        palette = _round(fit_random(source, n_colors, params.seed))
+        palette = _round(fit_random(source, n_colors, seed, space), space)
     elif params.sample is not None:
-        palette = _round(fit_sample(source, n_colors, params.sample, params.seed))
+        palette = _round(fit_sample(source, n_colors, params.sample, seed, space), space)
     else:
-        palette = _round(_fit_all_pixels(source, histogram, n_colors, params.seed))
+        palette = _round(_fit_all_pixels(source, histogram, n_colors, seed, space), space)
     if source.channels == 4:
         palette = palette[palette[:, 3] > 0] if clear else palette
         palette[:, 3] = np.maximum(palette[:, 3], 1)  # alpha 0 is kept for the one clear entry
@@ -84,16 +86,25 @@ def _choose_palette(
     return palette
 
 
-def _fit_all_pixels(source, histogram, n_colors, seed):
+def _fit_all_pixels(source, histogram, n_colors, seed, space):
     occupied = np.count_nonzero(histogram.counts)
     if occupied >= 4 * n_colors or not histogram.has_distinct:
-        return fit_histogram(histogram, n_colors, seed)
+        exact = None
+        if source.count <= EXACT_COUNTS_MAX_PIXELS and histogram.has_distinct:
+            colors, counts = _distinct_with_counts(source)
+            exact = unpack(colors, source.channels), counts
+        return fit_histogram(histogram, n_colors, seed, space, exact)
     colors, counts = _distinct_with_counts(source)
-    return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed)
+    return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed, space)
+
+
+#: Up to this many pixels, the fit ends on the exact distinct colours with their exact counts
+#: (one sort of the pixels); beyond it, on the histogram's bins.
+EXACT_COUNTS_MAX_PIXELS = 1 << 22
 
 
 def _distinct_with_counts(source: PixelSource):
-    """Exact distinct colours and counts; only used when an image has few of them."""
+    """Exact distinct colours and their pixel counts (one sort of the packed pixels)."""
     parts = []
     for strip in source.strips():
         if source.channels == 4:
@@ -102,8 +113,9 @@ def _distinct_with_counts(source: PixelSource):
     return np.unique(np.concatenate(parts), return_counts=True)
 
 
-def _round(centres: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+def _round(centres: np.ndarray, space: str) -> np.ndarray:
+    """Working-space centres → the sRGB(A) uint8 palette: rounded and clipped."""
+    return np.clip(np.rint(from_working(centres, space)), 0, 255).astype(np.uint8)
 
 
 def _unique_rows(palette: np.ndarray) -> np.ndarray:
@@ -112,13 +124,13 @@ def _unique_rows(palette: np.ndarray) -> np.ndarray:
     return palette[np.sort(first)]
 
 
-def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray):
+def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray, space: str):
     """Label every pixel; return labels (uint8, flat), per-entry counts and the squared error."""
     channels = source.channels
     has_clear = channels == 4 and histogram.transparent_count > 0
     opaque_palette = palette[:-1] if has_clear else palette
-    labeler = Labeler(opaque_palette)
-    table = _color_table(histogram, labeler) if channels == 3 else None
+    labeler = make_labeler(opaque_palette, space)
+    table = _color_table(histogram, labeler, space) if channels == 3 else None
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
@@ -149,14 +161,15 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
 _COST_PRODUCT, _COST_ROW, _COST_LOOKUP = 0.4, 3.0, 1.5
 
 
-def _color_table(histogram: ColorHistogram, labeler: Labeler) -> np.ndarray | None:
+def _color_table(histogram: ColorHistogram, labeler, space: str) -> np.ndarray | None:
     """The 2^24 label table over the image's distinct colours, when that is cheaper than
-    labelling every pixel with the matrix product (it is, unless the image is small)."""
+    labelling every pixel with the matrix product (it is, unless the image is small; in a
+    space other than RGB, each pixel would first have to be converted, so it always is)."""
     pixels, k = int(histogram.counts.sum()), len(labeler.palette)
     per_colour = k * _COST_PRODUCT + _COST_ROW
     direct = pixels * per_colour
     tabled = histogram.distinct_count * per_colour + pixels * _COST_LOOKUP
-    if histogram.present is None or direct <= tabled:
+    if histogram.present is None or (space == "rgb" and direct <= tabled):
         return None
     distinct = histogram.distinct  # listed (and cached) before the table is reused for labels
     return fill_color_table(labeler, distinct, histogram.present)
