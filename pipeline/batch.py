@@ -27,7 +27,7 @@ IN_FLIGHT_PER_WORKER = 2
 
 @dataclass
 class BatchSummary:
-    """The outcome of a batch, in the shape of design.md's ``--json`` document."""
+    """The outcome of a batch: its counts and failures (the CLI prints them as its report)."""
 
     job: str
     total: int = 0
@@ -46,18 +46,6 @@ class BatchSummary:
         else:
             self.failed += 1
             self.failures.append({"path": result.source, "error": result.error})
-
-    def to_json(self) -> dict:
-        return {
-            "job": self.job,
-            "total": self.total,
-            "done": self.done,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "ignored": self.ignored,
-            "failures": self.failures,
-            "elapsed_s": round(self.elapsed_s, 3),
-        }
 
 
 def collect_items(roots: list[InputRoot]) -> tuple[list[InputItem], int]:
