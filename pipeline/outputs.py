@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from pipeline.palette_files import EXPORT_FORMATS, export_bytes
-from pipeline.settings import PALETTE_SUFFIX, PNG_COMPRESS_LEVEL
+from pipeline.save import png_bytes
+from pipeline.settings import PALETTE_SUFFIX
 
 #: Image formats ``--format`` accepts; the first is the default.
 IMAGE_FORMATS = ("png", "webp", "gif")
@@ -146,12 +147,7 @@ def encode_image(indexed: Image.Image, fmt: str, icc_profile: bytes | None = Non
 
 
 def _png(indexed, buffer, icc_profile):
-    options = {"compress_level": PNG_COMPRESS_LEVEL}
-    if icc_profile:
-        options["icc_profile"] = icc_profile
-    if "transparency" in indexed.info:
-        options["transparency"] = indexed.info["transparency"]
-    indexed.save(buffer, format="PNG", **options)
+    buffer.write(png_bytes(indexed, icc_profile))
 
 
 def _webp(indexed, buffer, icc_profile):
