@@ -74,7 +74,7 @@ def check_space(space: str) -> str:
     return space
 
 
-def fit_palette(counts, n_colors: int, *, space: str = "rgb", seed: int = 0) -> np.ndarray:
+def fit_palette(counts, n_colors: int, *, space: str = SPACES[0], seed: int = 0) -> np.ndarray:
     """The palette fitted on colour counts: (n, channels) uint8, n ≤ ``n_colors``.
 
     ``counts`` is a :class:`pipeline.counts.ColorCounts` (or a histogram, which offers the
