@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from pipeline.save import FolderSweeper, discard_temps
 from worker.jobs import FAILED, MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
 from worker.settings import broker_url, retention_s
 
@@ -33,6 +34,11 @@ def _store_for(pid: int) -> JobStore:
     from worker.app import app
 
     return JobStore(app.conf.broker_url or broker_url(), retention_s())
+
+
+#: Sweeps each output folder once per job in this process, for temp files of other names than
+#: pipeline.save's (a killed writer's own temp is found by the next writer of that output).
+_sweeper = FolderSweeper()
 
 
 def store() -> JobStore:
@@ -74,6 +80,7 @@ def run_chunk(job: str, rows: list, chunk: str | None, *, final_try: bool) -> Ch
         )
         outcome.counts["refused"] += len(rows)
         return outcome
+    _sweep_output_folders(settings, rows)
     for row in rows:
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
@@ -101,6 +108,17 @@ def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
     return ledger is not None and all(row in ledger for row in rows)
 
 
+def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
+    from pipeline.process import output_paths
+
+    for output in {row[3] for row in rows if isinstance(row, list) and len(row) == 4}:
+        try:
+            folder = output_paths(settings.out, output)[0].parent
+        except (ValueError, TypeError):
+            continue  # the row fails on its own below
+        _sweeper.sweep(settings.job, folder)
+
+
 def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:
     """Process one row; return what happened (done/skipped/failed/finished/cancelled/retry)."""
     from pipeline.process import quantize_file
@@ -114,6 +132,7 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         return FAILED
     verdict = jobs.begin(settings.job, item.source)
     if verdict == "poison":
+        _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
         jobs.record(settings.job, item.source, FAILED, POISON_REASON, row)
         return FAILED
     if verdict != "go":
@@ -126,3 +145,12 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         return "retry"
     counted = jobs.record(settings.job, item.source, result.status, result.error or "", row)
     return result.status if counted == "counted" else "finished"  # another copy counted it
+
+
+def _discard_temps_of(settings: JobSettings, item) -> None:
+    from pipeline.process import output_paths
+
+    try:
+        discard_temps(*output_paths(settings.out, item.output))
+    except (ValueError, OSError):
+        pass
