@@ -22,12 +22,17 @@ IMAGE_EXTENSIONS = frozenset(
         ".pgm",
         ".pbm",
         ".pnm",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
     }
 )
 
 #: Pillow decoders we allow. Image.open sniffs content, so without this list a file named .png
 #: could reach any parser, EPS (Ghostscript) included.
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM")
+#: HEIF (HEIC) is decoded by pillow-heif's libheif, AVIF by Pillow's own libavif plugin.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM", "HEIF", "AVIF")
 
 #: Environment variable that sets the pixel limit (width × height) an image may have.
 MAX_PIXELS_ENV = "COLORQUANT_MAX_PIXELS"
@@ -40,6 +45,9 @@ MIN_COLORS, MAX_COLORS = 2, 256
 
 #: The methods a user can pick.
 METHODS = ("kmeans", "random")
+
+#: The colour spaces k-means can measure distance in; the first is the default.
+SPACES = ("oklab", "rgb")
 
 #: Suffix of the palette sidecar written next to every output PNG.
 PALETTE_SUFFIX = ".palette.json"
