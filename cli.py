@@ -403,6 +403,111 @@ def worker(
     run_worker(concurrency, broker, loglevel=loglevel)
 
 
+@app.command()
+def report(
+    out: Annotated[
+        Path, typer.Argument(help="An output folder of run or submit.", show_default=False)
+    ],
+    page: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="REPORT.html",
+            help="The page to write; its previews go to a folder beside it (REPORT_files/). "
+            "[default: OUT/report.html]",
+            show_default=False,
+        ),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", help="A submitted job: read its counts and failures from Redis."),
+    ] = None,
+    broker: BrokerOpt = None,
+    jobs: JobsOpt = None,
+):
+    """Write one self-contained HTML page about OUT: thumbnails of each original beside its
+    result, palettes, PSNR, sizes and failures, worst first. Previews made earlier are reused."""
+    from pipeline.report import ReportError, build_report, default_page
+    from worker.reportsource import job_for_report, roots_lookup
+
+    page = page or default_page(out)
+    if page.suffix.lower() not in (".html", ".htm"):
+        raise usage_error(f"the report is an HTML page: name it .html, not {page.name}")
+    with job_errors():
+        status_doc = job_for_report(job, broker) if job else None
+    check_writable(page.parent)
+    with counting_bar("Thumbnails") as (on_plan, on_progress):
+        try:
+            summary = build_report(
+                out,
+                page,
+                job=status_doc,
+                job_roots=roots_lookup(broker),
+                workers=jobs or cpu_count(),
+                on_plan=on_plan,
+                on_progress=on_progress,
+            )
+        except ReportError as exc:
+            raise usage_error(str(exc)) from None
+    err.print(f"{plural(summary['images'])}, {summary['failed']} failed → {summary['page']}")
+    print(summary["page"])
+
+
+@app.command()
+def exporter(
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=1, max=65535, envvar="COLORQUANT_EXPORTER_PORT", help="Port to serve."
+        ),
+    ] = 9808,
+    host: Annotated[
+        str, typer.Option("--host", envvar="COLORQUANT_EXPORTER_HOST", help="Address to bind.")
+    ] = "0.0.0.0",
+    broker: BrokerOpt = None,
+):
+    """Serve Prometheus metrics at http://HOST:PORT/metrics: per job the images done, failed,
+    skipped and pending, rate and state; the queue depth; the workers alive."""
+    from worker.exporter import serve
+
+    with job_errors():
+        try:
+            serve(port, host, broker)
+        except OSError as exc:
+            raise usage_error(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+
+
+class counting_bar:
+    """A rich progress bar on a terminal, fed by (on_plan(total), on_progress(n)); silent
+    elsewhere."""
+
+    def __enter__(self):
+        self.progress = None
+        return self.plan, self.advance
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def plan(self, total: int) -> None:
+        if err.is_terminal and total:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn(self.label), BarColumn(), MofNCompleteColumn(), console=err
+            )
+            self.task = self.progress.add_task(self.label, total=total)
+            self.progress.start()
+
+    def advance(self, count: int) -> None:
+        if self.progress:
+            self.progress.advance(self.task, count)
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+
+
 def emit(document, as_json: bool, render) -> None:
     """One JSON document on stdout, or ``render`` it as a table."""
     if as_json:
