@@ -431,6 +431,8 @@ def report(
     from pipeline.report import ReportError, build_report, default_page
     from worker.reportsource import job_for_report, roots_lookup
 
+    if not out.is_dir():
+        raise usage_error(f"{out} is not a folder")
     page = page or default_page(out)
     if page.suffix.lower() not in (".html", ".htm"):
         raise usage_error(f"the report is an HTML page: name it .html, not {page.name}")

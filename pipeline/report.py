@@ -305,11 +305,14 @@ def render_totals(inputs: ReportInputs) -> str:
         state = f" {job['state']}" if job.get("state") else ""
         elapsed = f" in {job['elapsed_s']:.1f} s" if job.get("elapsed_s") else ""
         figures.append(
-            (f"last {job['kind']}", f"{job.get('job', '')}{state}: {job.get('total', 0)} images "
-             f"({counts}){elapsed}")
+            (
+                f"last {job['kind']}",
+                f"{job.get('job', '')}{state}: {job.get('total', 0)} images ({counts}){elapsed}",
+            )
         )
     cells = "".join(
-        f'<div class="figure"><span>{html.escape(label)}</span><b>{html.escape(value)}</b></div>'
+        f'<div class="figure{" wide" if label.startswith("last") else ""}">'
+        f"<span>{html.escape(label)}</span><b>{html.escape(value)}</b></div>"
         for label, value in figures
     )
     return f'<div class="totals">{cells}</div>'
