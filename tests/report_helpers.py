@@ -6,8 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
-from conftest import run_cli, sample_photo_path
 from PIL import Image
+
+from tests.conftest import run_cli, sample_photo_path
 
 #: The reason ``run`` gives for a file that is not an image; the report must show it.
 BROKEN_REASON = "not an image"

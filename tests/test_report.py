@@ -9,17 +9,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, sample_photo_path
 from PIL import Image
-from report_helpers import (
+
+from pipeline.thumbnails import THUMB_BOX
+from tests.conftest import run_cli, sample_photo_path
+from tests.report_helpers import (
     BROKEN_REASON,
     make_inputs,
     page_data,
     palettes,
     quantized_run,
 )
-
-from pipeline.thumbnails import THUMB_BOX
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, skip_or_fail
-from report_helpers import BROKEN_REASON, make_inputs, palettes, quantized_run
+
+from tests.conftest import run_cli, skip_or_fail
+from tests.report_helpers import BROKEN_REASON, make_inputs, palettes, quantized_run
 
 #: Debian's package puts the browser here; CHROMIUM overrides it.
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
