@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, InputRoot, InputWalk
@@ -106,7 +106,7 @@ def run_batch(
             raise
     _sweep_temps(items, out_root)
     summary.elapsed_s = time.perf_counter() - started
-    write_record(*record, summary=summary.to_json())
+    write_record(*record, summary=asdict(summary))
     return summary
 
 
