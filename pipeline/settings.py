@@ -22,12 +22,17 @@ IMAGE_EXTENSIONS = frozenset(
         ".pgm",
         ".pbm",
         ".pnm",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
     }
 )
 
 #: Pillow decoders we allow. Image.open sniffs content, so without this list a file named .png
 #: could reach any parser, EPS (Ghostscript) included.
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM")
+#: HEIF (HEIC) is decoded by pillow-heif's libheif, AVIF by Pillow's own libavif plugin.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM", "HEIF", "AVIF")
 
 #: Environment variable that sets the pixel limit (width × height) an image may have.
 MAX_PIXELS_ENV = "COLORQUANT_MAX_PIXELS"

@@ -34,8 +34,13 @@ def first_party_files() -> dict[str, Path]:
     return files
 
 
-def imported_names(path: Path, module: str) -> set[str]:
-    """Every dotted name an ``import`` or ``from … import`` in the file may load."""
+def imported_names(path: Path, module: str, modules: set[str]) -> set[str]:
+    """The first-party modules an ``import`` or ``from … import`` in the file loads.
+
+    ``from package import module`` depends on that module, not on the package's ``__init__``
+    (Python imports a submodule even while its package is half initialised); ``from package
+    import name`` depends on the package.
+    """
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -46,19 +51,19 @@ def imported_names(path: Path, module: str) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                names.add(submodule if submodule in modules else base)
+    return names & modules
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module → the first-party modules it imports (a package's own module counts as itself)."""
+    """Module → the first-party modules it imports."""
     files = first_party_files()
-    graph = {}
-    for module, path in files.items():
-        targets = {name for name in imported_names(path, module) if name in files}
-        graph[module] = targets - {module}
-    return graph
+    return {
+        module: imported_names(path, module, set(files)) - {module}
+        for module, path in files.items()
+    }
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -109,8 +114,8 @@ def test_the_checker_finds_cycles_and_delayed_relative_imports(tmp_path):
     source = tmp_path / "pkg" / "mod.py"
     source.parent.mkdir()
     source.write_text("def later():\n    from . import other\n    import worker.app\n")
-    names = imported_names(source, "pkg.mod")
-    assert {"pkg.other", "worker.app"} <= names
+    names = imported_names(source, "pkg.mod", {"pkg", "pkg.other", "worker", "worker.app"})
+    assert names == {"pkg.other", "worker.app"}
 
 
 @pytest.mark.parametrize("module", ["worker.app", "worker.client", "pipeline.process"])
