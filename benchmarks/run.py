@@ -224,6 +224,7 @@ def render(data: dict) -> str:
     lines += render_samples(data)
     lines += render_big(data)
     lines += render_distributed()
+    lines += included_sections()
     lines += [
         "## How it is measured",
         "",
@@ -248,6 +249,20 @@ def render(data: dict) -> str:
         "",
     ]
     return "\n".join(lines) + "\n"
+
+
+#: Sections other benchmarks write (markdown), shown in the README after this one's tables.
+INCLUDED_SECTIONS = ("quality.md", "dithering.md")
+
+
+def included_sections() -> list[str]:
+    """The sections of ``benchmarks.quality`` (and of the dithering benchmark) when present."""
+    lines = []
+    for name in INCLUDED_SECTIONS:
+        path = RESULTS / name
+        if path.exists():
+            lines += [path.read_text().rstrip("\n"), ""]
+    return lines
 
 
 def render_targets(data: dict) -> list[str]:
