@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS
 
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed and method.
+    """What a user chose: palette size, sampling, seed, method and dithering strength.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
     count for the seed example's random subsample. ``random`` ignores ``sample``.
@@ -17,6 +17,7 @@ class QuantizeParams:
     sample: int | None = None
     seed: int = 0
     method: str = "kmeans"
+    dither: float = DEFAULT_DITHER
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, int):
@@ -29,6 +30,7 @@ class QuantizeParams:
             raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        object.__setattr__(self, "dither", parse_dither(self.dither))
 
     @property
     def sample_label(self) -> str | int:
@@ -37,7 +39,13 @@ class QuantizeParams:
 
     def to_json(self) -> dict:
         """The parameters as they appear in messages and palette files."""
-        return {"k": self.k, "method": self.method, "sample": self.sample_label, "seed": self.seed}
+        return {
+            "k": self.k,
+            "method": self.method,
+            "sample": self.sample_label,
+            "seed": self.seed,
+            "dither": self.dither,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "QuantizeParams":
@@ -47,6 +55,7 @@ class QuantizeParams:
             sample=parse_sample(data["sample"]),
             seed=data["seed"],
             method=data["method"],
+            dither=data.get("dither", 0.0),  # files from before dithering were undithered
         )
 
 
@@ -61,3 +70,14 @@ def parse_sample(value) -> int | None:
     if count < 1:
         raise ValueError(f"--sample must be 'all' or a positive pixel count, got {value!r}")
     return count
+
+
+def parse_dither(value) -> float:
+    """A dithering strength from 0 to 1 (as number or text) → float; ValueError otherwise."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= level <= 1.0:
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}")
+    return level

@@ -45,7 +45,7 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
     timer.lap("fit")
-    labels, counts, error = _label_all(source, histogram, palette)
+    labels, counts, error = _label_all(source, histogram, palette, params)
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
     indexed = _indexed_image(labels, image.size, palette[:, :3], alphas)
@@ -112,8 +112,10 @@ def _unique_rows(palette: np.ndarray) -> np.ndarray:
     return palette[np.sort(first)]
 
 
-def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray):
+def _label_all(source, histogram, palette, params):
     """Label every pixel; return labels (uint8, flat), per-entry counts and the squared error."""
+    if params.dither > 0:
+        return _dither_all(source, palette, params)
     channels = source.channels
     has_clear = channels == 4 and histogram.transparent_count > 0
     opaque_palette = palette[:-1] if has_clear else palette
@@ -141,6 +143,30 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
         table = histogram.present = None  # 16 MB no longer needed: keep the peak down
         error, counts = _error_and_counts(source.image, labels, palette)
     return labels, counts, error
+
+
+def _dither_all(source: PixelSource, palette: np.ndarray, params: QuantizeParams):
+    """Labels by error diffusion, with their per-entry counts and squared error."""
+    from pipeline.dither import dither_labels
+
+    space = getattr(params, "space", "oklab")
+    labels = dither_labels(source, palette, params.dither, space)
+    if source.channels == 3:
+        error, counts = _error_and_counts(source.image, labels, palette)
+        return labels, counts, error
+    counts = np.bincount(labels, minlength=len(palette))
+    error = sum(
+        squared_error(strip, labels[start : start + len(strip)], palette)
+        for start, strip in _strip_offsets(source)
+    )
+    return labels, counts, error
+
+
+def _strip_offsets(source: PixelSource):
+    start = 0
+    for strip in source.strips():
+        yield start, strip
+        start += len(strip)
 
 
 #: Rough costs (ns) that pick how RGB pixels are labelled: per colour × palette entry of the
