@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BLIS_NUM_THREADS=1
 
 WORKDIR /app
-COPY pyproject.toml README.md cli.py ./
+COPY pyproject.toml README.md ./
+COPY cli cli
 COPY pipeline pipeline
 COPY worker worker
 RUN pip install --no-cache-dir ".[monitor]" \

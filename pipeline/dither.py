@@ -39,9 +39,6 @@ import numpy as np
 #: Default strength: the fraction of each pixel's error passed on (0 = exact labelling).
 DEFAULT_LEVEL = 1.0
 
-#: Working spaces: Oklab, or sRGB code values scaled to 0–1.
-SPACES = ("oklab", "rgb")
-
 #: An error (Euclidean, working-space units) below this is not diffused: about one sRGB step
 #: of a mid grey in Oklab lightness. Flat colours stay flat and files stay small.
 MIN_ERROR = 0.004
@@ -97,6 +94,7 @@ _ensure_cache_dir()
 from numba import njit  # noqa: E402  (the cache folder must be chosen before numba loads)
 
 from pipeline.oklab import LINEAR_TO_LMS, LMS_TO_OKLAB, srgb_to_linear  # noqa: E402
+from pipeline.settings import SPACES  # noqa: E402
 
 
 @njit(cache=True)

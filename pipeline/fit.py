@@ -9,13 +9,20 @@
   but millions of pixels.
 * ``fit_sample``: the seed example exactly: ``KMeans`` on N randomly drawn pixels in [0, 1].
 * ``fit_random``: the seed example's baseline: K randomly drawn pixels as the codebook.
+
+``fit_palette`` is the stage on its own: colour counts in (one image's, or the merged counts of
+a whole job), the integer palette out. Whatever the fit, ``finish_palette`` gives the palette its
+final form: uint8, no repeated colour, and one fully transparent entry last when any pixel is
+fully transparent.
 """
 
 import numpy as np
 
 from pipeline.histogram import ColorHistogram
 from pipeline.label import augment, fold_table, nearest
-from pipeline.pixels import PixelSource, unpack
+from pipeline.pixels import PixelSource, pack, unpack
+from pipeline.settings import SPACES
+from pipeline.space import from_working, to_working
 
 #: Bits per channel of the histogram levels the fit climbs through, coarse to fine. The last
 #: one is the histogram's own (fine) resolution.
@@ -50,6 +57,9 @@ RELAX = 1.8
 #: ties all its colours to one cluster, which costs most when clusters are small (large K).
 DISTINCT_FROM_K, DISTINCT_ITERATIONS = 128, 5
 
+#: Final Lloyd steps on the exact distinct colours with their exact counts, when known.
+EXACT_ITERATIONS = 8
+
 #: Above this many distinct colours the distinct-colour steps are skipped (big photos).
 MAX_DISTINCT_POINTS = 400_000
 
@@ -57,8 +67,69 @@ MAX_DISTINCT_POINTS = 400_000
 GRID = 8
 
 
-def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.ndarray:
-    """Palette centres (float, 0–255) from the weighted colour histogram."""
+def check_space(space: str) -> str:
+    """``space`` when it names a supported colour space; ValueError otherwise."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    return space
+
+
+def fit_palette(counts, n_colors: int, *, space: str = SPACES[0], seed: int = 0) -> np.ndarray:
+    """The palette fitted on colour counts: (n, channels) uint8, n ≤ ``n_colors``.
+
+    ``counts`` is a :class:`pipeline.counts.ColorCounts` (or a histogram, which offers the
+    same points). Counts that hold no more colours than ``n_colors`` give those colours as
+    they are; otherwise a weighted k-means fit, seeded with ``seed``, in ``space``.
+    """
+    check_space(space)
+    opaque_colors = n_colors - (1 if counts.transparent_count else 0)
+    if counts.distinct_count <= opaque_colors:
+        raw = counts.colors()
+    else:
+        raw = round_centres(fit_histogram(counts, opaque_colors, seed, space), space)
+    return finish_palette(raw, counts.transparent_count, counts.transparent_sum)
+
+
+def finish_palette(raw: np.ndarray, transparent_count: int, transparent_sum) -> np.ndarray:
+    """A fitted uint8 palette in its final form: repeated colours dropped (first kept); for
+    RGBA, alpha 0 reserved for one entry, last, standing for every fully transparent pixel
+    (its colour: their mean, which only matters to viewers that ignore alpha)."""
+    palette = np.array(raw, dtype=np.uint8)
+    clear = transparent_count > 0
+    if palette.shape[1] == 4:
+        palette = palette[palette[:, 3] > 0] if clear else palette
+        palette[:, 3] = np.maximum(palette[:, 3], 1)
+    palette = _unique_rows(palette)
+    if clear:
+        mean_rgb = np.rint(np.asarray(transparent_sum, dtype=np.float64) / transparent_count)
+        palette = np.vstack([palette, [*mean_rgb.astype(np.uint8), 0]]).astype(np.uint8)
+    return palette
+
+
+def round_centres(centres: np.ndarray, space: str = "rgb") -> np.ndarray:
+    """Float centres (working coordinates of ``space``) → uint8 sRGB(A) palette colours,
+    rounded and clipped to the gamut."""
+    return np.clip(np.rint(from_working(centres, space)), 0, 255).astype(np.uint8)
+
+
+def _unique_rows(palette: np.ndarray) -> np.ndarray:
+    """Drop repeated colours, keeping the first of each, so every entry is distinct."""
+    _, first = np.unique(pack(palette), return_index=True)
+    return palette[np.sort(first)]
+
+
+def fit_histogram(
+    histogram: ColorHistogram,
+    n_colors: int,
+    seed: int,
+    space: str = "rgb",
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Palette centres (working coordinates of ``space``) from the weighted colour histogram.
+
+    ``exact``, the image's distinct colours ((n, channels) uint8) with their pixel counts, lets
+    the last Lloyd steps run on the exact data instead of on bins (see EXACT_ITERATIONS).
+    """
     from sklearn.cluster import kmeans_plusplus
 
     levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
@@ -66,7 +137,7 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
     from_colours = n_colors >= COLOUR_MEANS_FROM_K
     points = {}
     for bits in levels:
-        points[bits] = histogram.points(bits, from_colours)
+        points[bits] = _in_space(histogram.points(bits, from_colours), space)
         if len(points[bits][0]) >= SEED_POINTS_PER_CLUSTER * n_colors:
             break
     seed_bits = bits
@@ -81,7 +152,9 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
         if bits < seed_bits:
             continue
         last = bits == levels[-1]
-        level_points, level_weights = points.get(bits) or histogram.points(bits, from_colours)
+        level_points, level_weights = points.get(bits) or _in_space(
+            histogram.points(bits, from_colours), space
+        )
         centres = weighted_lloyd(
             level_points,
             level_weights,
@@ -89,18 +162,31 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
             fine_steps if last and bits > seed_bits else COARSE_ITERATIONS,
             TOLERANCE if last else COARSE_TOLERANCE,
         )
+    if exact is not None:
+        colors, counts = exact
+        return weighted_lloyd(
+            to_working(colors, space), counts.astype(np.float64), centres, EXACT_ITERATIONS
+        )
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
         distinct = histogram.distinct_points()
         if distinct is not None:
+            distinct = _in_space(distinct, space)
             centres = weighted_lloyd(*distinct, centres, DISTINCT_ITERATIONS, TOLERANCE)
     return centres
 
 
-def fit_distinct(colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int) -> np.ndarray:
-    """Palette centres from exact distinct colours with their counts (small-colour images)."""
+def _in_space(points_and_weights, space: str):
+    points, weights = points_and_weights
+    return to_working(points, space), weights
+
+
+def fit_distinct(
+    colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int, space: str = "rgb"
+) -> np.ndarray:
+    """Palette centres (working coordinates) from exact distinct colours with their counts."""
     from sklearn.cluster import kmeans_plusplus
 
-    points = colors.astype(np.float64)
+    points = to_working(colors, space)
     weights = counts.astype(np.float64)
     centres, _ = kmeans_plusplus(points, n_colors, sample_weight=weights, random_state=seed)
     return weighted_lloyd(points, weights, centres, COARSE_ITERATIONS + FINE_ITERATIONS)
@@ -179,18 +265,21 @@ def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:
     return shuffle(np.arange(n_pixels), random_state=seed, n_samples=min(n_samples, n_pixels))
 
 
-def fit_sample(source: PixelSource, n_colors: int, n_samples: int, seed: int) -> np.ndarray:
-    """The seed's fit: ``KMeans(n_clusters, random_state=seed)`` on N pixels scaled to [0, 1]."""
+def fit_sample(
+    source: PixelSource, n_colors: int, n_samples: int, seed: int, space: str = "rgb"
+) -> np.ndarray:
+    """The seed's fit: ``KMeans(n_clusters, random_state=seed)`` on N pixels scaled to [0, 1]
+    (in ``rgb``, exactly the example's; in another space, its working coordinates / 255)."""
     from sklearn.cluster import KMeans
 
     pixels = unpack(source.all_pixels(), source.channels)
-    drawn = pixels[sample_indices(len(pixels), n_samples, seed)] / 255.0
+    drawn = to_working(pixels[sample_indices(len(pixels), n_samples, seed)], space) / 255.0
     n_fit = min(n_colors, len(np.unique(drawn, axis=0)))
     model = KMeans(n_clusters=n_fit, random_state=seed).fit(drawn)
     return model.cluster_centers_ * 255.0
 
 
-def fit_random(source: PixelSource, n_colors: int, seed: int) -> np.ndarray:
-    """The seed's baseline: K pixels drawn at random form the codebook."""
+def fit_random(source: PixelSource, n_colors: int, seed: int, space: str = "rgb") -> np.ndarray:
+    """The seed's baseline: K pixels drawn at random form the codebook (working coordinates)."""
     pixels = unpack(source.all_pixels(), source.channels)
-    return pixels[sample_indices(len(pixels), n_colors, seed)].astype(np.float64)
+    return to_working(pixels[sample_indices(len(pixels), n_colors, seed)], space)

@@ -2,21 +2,27 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS, SPACES
+
+#: The space of palette files and messages written before ``space`` existed: the seed's.
+LEGACY_SPACE = "rgb"
 
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed, method and dithering strength.
+    """What a user chose: palette size, sampling, seed, method, colour space and
+    dithering strength.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
-    count for the seed example's random subsample. ``random`` ignores ``sample``.
+    count for the seed example's random subsample. ``random`` ignores ``sample``. ``space`` is
+    where k-means measures distance, for fitting and labelling alike (``rgb`` is the seed's).
     """
 
     k: int = 64
     sample: int | None = None
     seed: int = 0
     method: str = "kmeans"
+    space: str = SPACES[0]
     dither: float = DEFAULT_DITHER
 
     def __post_init__(self):
@@ -30,6 +36,8 @@ class QuantizeParams:
             raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
         object.__setattr__(self, "dither", parse_dither(self.dither))
 
     @property
@@ -44,6 +52,7 @@ class QuantizeParams:
             "method": self.method,
             "sample": self.sample_label,
             "seed": self.seed,
+            "space": self.space,
             "dither": self.dither,
         }
 
@@ -55,6 +64,7 @@ class QuantizeParams:
             sample=parse_sample(data["sample"]),
             seed=data["seed"],
             method=data["method"],
+            space=data.get("space", LEGACY_SPACE),
             dither=data.get("dither", 0.0),  # files from before dithering were undithered
         )
 

@@ -12,7 +12,7 @@ from PIL import Image
 from pipeline.discover import InputItem
 from pipeline.params import QuantizeParams
 from pipeline.process import quantize_file
-from tests.conftest import run_cli
+from tests.conftest import run_cli, skip_or_fail
 from tests.odd_files import photo
 
 
@@ -22,10 +22,14 @@ def small_disk(tmp_path):
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)], check=True
+        skip_or_fail("mounting a tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
     )
+    if mounted.returncode != 0:
+        skip_or_fail(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     yield mount_point
     subprocess.run(["umount", "-l", str(mount_point)], check=False)
 

@@ -1,0 +1,261 @@
+"""What each command does, as plain functions: they take parsed options and return an exit code.
+
+Heavy modules (numpy, scikit-learn, Celery) are imported inside the functions that need them,
+so the commands that do not quantize never load them.
+"""
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from cli.documents import batch_report, print_json
+from cli.errors import (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    err,
+    job_errors,
+    print_error,
+    usage_error,
+)
+from cli.options import QuantizeOptions, cpu_count
+from cli.render import (
+    ProgressDisplay,
+    follow,
+    format_psnr,
+    plural,
+    print_batch_report,
+    print_job_end,
+    print_jobs,
+    print_status,
+    stdout_console,
+)
+from pipeline.discover import InputError, resolve_roots
+from pipeline.params import QuantizeParams, parse_sample
+from pipeline.settings import max_pixels
+
+
+def check_environment() -> None:
+    """Settings read from the environment are checked once, up front, as usage errors."""
+    try:
+        max_pixels()
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+
+
+def make_params(options: QuantizeOptions) -> QuantizeParams:
+    check_environment()
+    try:
+        # The random codebook draws K pixels whatever --sample says; record what was done.
+        drawn = "all" if options.method == "random" else options.sample
+        return QuantizeParams(
+            k=options.k,
+            sample=parse_sample(drawn),
+            seed=options.seed,
+            method=options.method,
+            space=options.space,
+            dither=options.dither,
+        )
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+
+
+def input_roots(paths: list[Path], out: Path):
+    try:
+        return resolve_roots(paths, out)
+    except InputError as exc:
+        raise usage_error(str(exc)) from None
+
+
+def check_writable(out: Path) -> None:
+    """Fail early, with one line, when OUT cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise usage_error(f"cannot create output folder {out}: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise usage_error(f"output folder {out} is not writable")
+
+
+def finish_batch(counts: dict, out: Path, as_json: bool) -> int:
+    """Print a finished batch's report (JSON or human); return the exit code."""
+    report = batch_report(counts)
+    if as_json:
+        print_json(report)
+    else:
+        print_batch_report(report, out)
+    return EXIT_SOME_FAILED if report["failed"] else EXIT_OK
+
+
+def run_local(
+    paths: list[Path], out: Path, options: QuantizeOptions, workers: int | None, as_json: bool
+) -> int:
+    """``run``: quantize with local processes; the exit code of the batch."""
+    from pipeline.batch import collect_items, run_batch
+
+    params = make_params(options)
+    roots = input_roots(paths, out)
+    check_writable(out)
+    items, ignored = collect_items(roots)
+    with ProgressDisplay("Quantizing", len(items)) as display:
+        summary = run_batch(
+            items,
+            out,
+            params,
+            workers=workers or cpu_count(),
+            overwrite=options.overwrite,
+            ignored=ignored,
+            on_result=display.count,
+        )
+    return finish_batch(asdict(summary), out, as_json)
+
+
+def submit_job(
+    paths: list[Path],
+    out: Path,
+    options: QuantizeOptions,
+    broker: str | None,
+    wait: bool,
+    as_json: bool,
+) -> int:
+    """``submit``: queue one job for the workers; with ``wait``, follow it to its end."""
+    from worker.client import status_reader
+    from worker.client import submit as submit_to_workers
+
+    params = make_params(options)
+    roots = input_roots(paths, out)
+    check_writable(out)
+    with job_errors():
+        receipt = submit_to_workers(roots, out, params, overwrite=options.overwrite, broker=broker)
+        if not wait:
+            print_json(receipt) if as_json else print(receipt["job"])
+            err.print(
+                f"{receipt['total']} images queued; follow with: colorquant watch {receipt['job']}"
+            )
+            return EXIT_OK
+        final = follow(status_reader(receipt["job"], broker))
+    finish_batch(final, out, as_json)
+    return job_exit_code(final)
+
+
+def job_exit_code(document: dict) -> int:
+    """0 when every image succeeded; 1 when some failed or the job was cancelled."""
+    return EXIT_SOME_FAILED if document["failed"] or document["state"] == "cancelled" else EXIT_OK
+
+
+def show_status(job: str, broker: str | None, as_json: bool) -> int:
+    from worker.client import status
+
+    with job_errors():
+        document = status(job, broker)
+    emit(document, as_json, print_status)
+    return EXIT_OK
+
+
+def watch_job(job: str, broker: str | None) -> int:
+    from worker.client import status_reader
+
+    with job_errors():
+        final = follow(status_reader(job, broker))
+    print_job_end(final)
+    return job_exit_code(final)
+
+
+def show_jobs(broker: str | None, as_json: bool) -> int:
+    from worker.client import list_jobs
+
+    with job_errors():
+        documents = list_jobs(broker)
+    emit(documents, as_json, print_jobs)
+    return EXIT_OK
+
+
+def cancel_job(job: str, broker: str | None) -> int:
+    from worker.client import cancel
+
+    with job_errors():
+        document = cancel(job, broker)
+    err.print(f"job {job} {document['state']}: {plural(document['pending'])} left unprocessed")
+    return EXIT_OK
+
+
+def retry_job(job: str, broker: str | None) -> int:
+    from worker.client import retry
+
+    with job_errors():
+        receipt = retry(job, broker)
+    message = f"job {job}: {plural(receipt['retried'])} queued again"
+    if receipt.get("not_retried"):
+        message += (
+            f"; {plural(receipt['not_retried'])} refused before reading (links out of the "
+            "input tree) stay failed"
+        )
+    err.print(message)
+    return EXIT_OK
+
+
+def compare_image(image: Path, out: Path, k: int, seed: int) -> int:
+    """``compare``: the seed example's figure for one image."""
+    from pipeline.threads import limit_threads_env
+
+    limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
+    from pipeline.compare import comparison_figure
+    from pipeline.load import ImageRejected
+
+    check_environment()
+    if image.is_dir():
+        raise usage_error(f"{image} is a folder; compare takes one image")
+    if not image.is_file():
+        raise usage_error(f"{image}: no such file")
+    if out.suffix.lower() != ".png":
+        raise usage_error(f"the figure is a PNG: name it .png, not {out.name}")
+    try:
+        shown = comparison_figure(image, out, QuantizeParams(k=k, seed=seed))
+    except ImageRejected as exc:
+        print_error(f"{image}: {exc}")
+        return EXIT_SOME_FAILED
+    except OSError as exc:
+        raise usage_error(f"cannot write {out}: {exc.strerror}") from None
+    err.print(
+        f"k-means {format_psnr(shown['kmeans_psnr'])}, random {format_psnr(shown['random_psnr'])}"
+    )
+    print(shown["figure"])
+    return EXIT_OK
+
+
+def demo(out: Path, k: int, workers: int | None) -> int:
+    """``demo``: the seed example end to end on scikit-learn's bundled photos."""
+    from pipeline.threads import limit_threads_env
+
+    limit_threads_env()  # the figures are drawn here, in this process
+    check_environment()
+    from pipeline.demo import run_demo
+
+    check_writable(out)
+    with ProgressDisplay("Demo", 4) as display:
+        result = run_demo(out, k, workers or cpu_count(), display.count)
+    folder = result["folder"]
+    err.print(f"[bold]Demo written to {folder}[/]")
+    for method, summary in result["summaries"].items():
+        err.print(f"  {method:7} {folder / method}/  ({summary.done} images + palettes)")
+    for figure in result["figures"]:
+        err.print(
+            f"  figure  {figure['figure']}  (k-means {format_psnr(figure['kmeans_psnr'])}, "
+            f"random {format_psnr(figure['random_psnr'])})"
+        )
+    return EXIT_OK
+
+
+def start_worker(concurrency: int | None, broker: str | None, loglevel: str) -> int:
+    from worker.start import run_worker
+
+    check_environment()
+    run_worker(concurrency, broker, loglevel=loglevel)
+    return EXIT_OK
+
+
+def emit(document, as_json: bool, render) -> None:
+    """One JSON document on stdout, or ``render`` it as a table."""
+    if as_json:
+        print_json(document)
+    else:
+        render(document, stdout_console())

@@ -1,0 +1,181 @@
+"""The Typer app: every command a person types, each a few lines handing over to ``cli.actions``."""
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import actions
+from cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, print_error
+from cli.options import (
+    BrokerOpt,
+    JobArg,
+    JobsOpt,
+    JsonOpt,
+    KOpt,
+    OutOpt,
+    PathsArg,
+    QuantizeOptions,
+    SeedOpt,
+    quantize_options,
+)
+
+app = typer.Typer(
+    name="colorquant",
+    help="Reduce every photo in a folder to a K-colour palette with k-means: an indexed PNG "
+    "plus its palette JSON per image, on this machine or on Celery workers.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from pipeline.version import VERSION
+
+        print(f"colorquant {VERSION}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def common(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=show_version, is_eager=True, help="Print the version."),
+    ] = False,
+):
+    """Reduce every photo in a folder to a K-colour palette with k-means: an indexed PNG plus
+    its palette JSON per image, on this machine or on Celery workers."""
+
+
+@app.command()
+@quantize_options
+def run(
+    paths: PathsArg,
+    out: OutOpt,
+    options: QuantizeOptions,
+    jobs: JobsOpt = None,
+    as_json: JsonOpt = False,
+):
+    """Quantize images here, with local processes. No Redis needed.
+
+    Outputs that already exist with the same settings are skipped, so a re-run resumes.
+    Exit code 0 when every image succeeded, 1 when some failed, 2 for a usage error.
+    """
+    raise typer.Exit(actions.run_local(paths, out, options, jobs, as_json))
+
+
+@app.command()
+@quantize_options
+def submit(
+    paths: PathsArg,
+    out: OutOpt,
+    options: QuantizeOptions,
+    broker: BrokerOpt = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Send images to Celery workers as one job, and print its id.
+
+    Workers must see PATH and OUT at the same paths (one machine, or a shared volume).
+    With --wait: exit code 0 when every image succeeded, 1 when some failed; 2 for a usage
+    error or an unreachable broker.
+    """
+    raise typer.Exit(actions.submit_job(paths, out, options, broker, wait, as_json))
+
+
+@app.command()
+def compare(
+    image: Annotated[Path, typer.Argument(help="One image.", show_default=False)],
+    out: Annotated[Path, typer.Option("-o", "--out", help="The figure to write (PNG).")],
+    k: KOpt = 64,
+    seed: SeedOpt = 0,
+):
+    """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
+    raise typer.Exit(actions.compare_image(image, out, k, seed))
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder for the demo's inputs and outputs.")
+    ] = Path("colorquant-demo"),
+    k: KOpt = 64,
+    jobs: JobsOpt = None,
+):
+    """Run the seed example end to end on scikit-learn's bundled china.jpg and flower.jpg.
+
+    Writes the k-means and random-codebook results with their palettes, and a figure per photo.
+    """
+    raise typer.Exit(actions.demo(out, k, jobs))
+
+
+@app.command()
+def status(job: JobArg, broker: BrokerOpt = None, as_json: JsonOpt = False):
+    """Show a job's state, counts, speed, ETA and failures."""
+    raise typer.Exit(actions.show_status(job, broker, as_json))
+
+
+@app.command()
+def watch(job: JobArg, broker: BrokerOpt = None):
+    """Follow a job live until it ends. Exit code 1 if anything failed or it was cancelled."""
+    raise typer.Exit(actions.watch_job(job, broker))
+
+
+@app.command()
+def jobs(broker: BrokerOpt = None, as_json: JsonOpt = False):
+    """List recent jobs, newest first."""
+    raise typer.Exit(actions.show_jobs(broker, as_json))
+
+
+@app.command()
+def cancel(job: JobArg, broker: BrokerOpt = None):
+    """Cancel a job: workers skip the images that are left."""
+    raise typer.Exit(actions.cancel_job(job, broker))
+
+
+@app.command()
+def retry(job: JobArg, broker: BrokerOpt = None):
+    """Re-enqueue a job's failed images under the same job id."""
+    raise typer.Exit(actions.retry_job(job, broker))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            help="Pool processes (default: $COLORQUANT_CONCURRENCY, else the number of cores).",
+            show_default=False,
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", help="Celery log level.")] = "INFO",
+):
+    """Start a Celery worker that quantizes submitted jobs (Ctrl-C for a warm shutdown).
+
+    Unlike the other commands, a worker waits for an unreachable broker, retrying, so that it
+    can start before Redis does.
+    """
+    raise typer.Exit(actions.start_worker(concurrency, broker, loglevel))
+
+
+def main() -> None:
+    """Console entry point: no traceback reaches a person unless COLORQUANT_DEBUG is set."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        if os.environ.get("COLORQUANT_DEBUG"):
+            raise
+        print_error(f"{type(exc).__name__}: {exc} (set COLORQUANT_DEBUG=1 for details)")
+        sys.exit(EXIT_USAGE)

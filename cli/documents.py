@@ -1,0 +1,19 @@
+"""The JSON documents the commands print with ``--json``: one shape each, defined once."""
+
+import json
+
+#: The fields of the batch report of ``run --json`` and ``submit --wait --json``, in order.
+BATCH_REPORT_FIELDS = ("job", "total", "done", "failed", "skipped", "ignored", "failures")
+
+
+def batch_report(counts: dict) -> dict:
+    """The batch report, from a finished local batch's summary or a finished job's status."""
+    report = {key: counts[key] for key in BATCH_REPORT_FIELDS}
+    elapsed = counts["elapsed_s"]
+    report["elapsed_s"] = None if elapsed is None else round(elapsed, 3)
+    return report
+
+
+def print_json(document) -> None:
+    """One JSON document on stdout; non-ASCII paths stay readable."""
+    print(json.dumps(document, indent=1, ensure_ascii=False))

@@ -1,0 +1,163 @@
+"""The options of the commands, and the one set shared by every command that quantizes.
+
+``run`` and ``submit`` take the same quantization settings. They are declared once, as the fields
+of :class:`QuantizeOptions`; the :func:`quantize_options` decorator spreads those fields into a
+command's signature (so Typer shows them as ordinary options) and hands the command one
+``QuantizeOptions`` object. To give both commands a new option, add one field here.
+"""
+
+import dataclasses
+import functools
+import inspect
+import os
+from pathlib import Path
+from typing import Annotated, get_type_hints
+
+import typer
+
+from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS, SPACES
+
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Image files or folders; folders are walked recursively.", show_default=False
+    ),
+]
+OutOpt = Annotated[
+    Path, typer.Option("-o", "--out", help="Output folder; it mirrors the input tree.")
+]
+KOpt = Annotated[
+    int,
+    typer.Option(
+        "-k",
+        "--colors",
+        min=MIN_COLORS,
+        max=MAX_COLORS,
+        help=f"Palette size, {MIN_COLORS}–{MAX_COLORS}.",
+    ),
+]
+SampleOpt = Annotated[
+    str,
+    typer.Option(
+        "--sample",
+        metavar="all|N",
+        help="Fit on all pixels through the colour histogram ([bold]all[/]), or on N "
+        "random pixels as scikit-learn's example does.",
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        metavar="|".join(METHODS),
+        help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
+        "(the example's baseline; ignores --sample).",
+    ),
+]
+SpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--space",
+        metavar="|".join(SPACES),
+        help="Colour space k-means measures distance in, to fit and to label: "
+        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+    ),
+]
+DitherOpt = Annotated[
+    float,
+    typer.Option(
+        "--dither",
+        metavar="LEVEL",
+        min=0.0,
+        max=1.0,
+        help="Error-diffusion dithering strength, 0–1: hides banding in skies and skin, mostly "
+        "in flat areas and gradients. [bold]0[/]: none, every pixel its nearest palette colour "
+        "(flat graphics, the example's recipe).",
+    ),
+]
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-j",
+        "--jobs",
+        min=1,
+        help="Worker processes.  [default: number of cores]",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        metavar="URL",
+        help="Redis broker URL (default: $COLORQUANT_BROKER_URL, else "
+        "redis://localhost:6379/0). A password in it is never printed.",
+        show_default=False,
+    ),
+]
+JobArg = Annotated[str, typer.Argument(help="Job id, as printed by submit.", show_default=False)]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeOptions:
+    """The settings shared by every command that quantizes a batch (``run``, ``submit``).
+
+    Each field is one option: its annotation carries the Typer declaration and its default is
+    the option's default.
+    """
+
+    k: KOpt = 64
+    sample: SampleOpt = "all"
+    seed: SeedOpt = 0
+    method: MethodOpt = "kmeans"
+    space: SpaceOpt = SPACES[0]
+    dither: DitherOpt = DEFAULT_DITHER
+    overwrite: OverwriteOpt = False
+
+
+def quantize_options(command):
+    """Give ``command`` the options of :class:`QuantizeOptions`, as one ``options`` argument.
+
+    The command declares a parameter ``options: QuantizeOptions``; in the signature Typer sees,
+    that parameter is replaced by one parameter per field, in field order.
+    """
+    hints = get_type_hints(QuantizeOptions, include_extras=True)
+    fields = dataclasses.fields(QuantizeOptions)
+    shared = [
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=hints[field.name],
+        )
+        for field in fields
+    ]
+    signature = inspect.signature(command)
+    parameters = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "options":
+            parameters.extend(shared)
+        else:
+            kind = parameter.kind
+            if parameters and parameters[-1].kind == inspect.Parameter.KEYWORD_ONLY:
+                kind = inspect.Parameter.KEYWORD_ONLY
+            parameters.append(parameter.replace(kind=kind))
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        chosen = {field.name: kwargs.pop(field.name) for field in fields}
+        return command(options=QuantizeOptions(**chosen), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    return wrapper
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity), which ``-j`` defaults to."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

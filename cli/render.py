@@ -1,0 +1,216 @@
+"""How results look on a terminal: the progress display, the status table, the job list and the
+batch report. Everything here writes to a rich Console; nothing here computes a result."""
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.errors import err
+
+#: Seconds between two status reads while watching a job.
+WATCH_POLL_S = 0.5
+
+#: Failures printed under a report or a status table; --json lists them all.
+FAILURES_PRINTED = 20
+
+FINAL_STATES = ("done", "cancelled")
+
+
+class ProgressDisplay:
+    """The one progress bar of ``run``, ``demo``, ``watch`` and ``submit --wait``.
+
+    A bar with done/total, failures, rate and ETA on a terminal; silent elsewhere. Feed it with
+    :meth:`show` (counts from a job's status) or :meth:`count` (one finished image at a time).
+    """
+
+    def __init__(self, label: str, total: int | None = None, console: Console = err):
+        self.label = label
+        self.total = total
+        self.console = console
+        self.progress = None
+        self.finished = self.failed = 0
+        self.started = time.monotonic()
+
+    def __enter__(self) -> "ProgressDisplay":
+        if not self.console.is_terminal:
+            return self
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=self.console,
+        )
+        self.bar = self.progress.add_task(
+            self.label, total=self.total, failed=0, rate="", eta=format_eta(None)
+        )
+        self.progress.start()
+        return self
+
+    def show(
+        self,
+        finished: int,
+        total: int | None,
+        failed: int,
+        rate: float,
+        eta_s: float | None,
+        label: str | None = None,
+    ) -> None:
+        """Draw the given counts (a no-op without a terminal)."""
+        if self.progress is None:
+            return
+        self.progress.update(
+            self.bar,
+            total=total or None,
+            completed=finished,
+            failed=failed,
+            rate=format_rate(rate),
+            eta=format_eta(eta_s),
+            description=label or self.label,
+        )
+
+    def count(self, result) -> None:
+        """One more image ended (a FileResult); rate and ETA are measured from the start."""
+        self.finished += 1
+        self.failed += result.status == "failed"
+        elapsed = time.monotonic() - self.started
+        rate = self.finished / elapsed if elapsed > 0 else 0.0
+        left = (self.total or 0) - self.finished
+        eta = left / rate if rate else None
+        self.show(self.finished, self.total, self.failed, rate, eta)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def follow(read_status: Callable[[], dict], console: Console = err) -> dict:
+    """Poll a job until it is done or cancelled, drawing its progress; return the last status."""
+    document = read_status()
+    with ProgressDisplay(f"job {document['job']}", console=console) as display:
+        while True:
+            display.show(
+                document["done"] + document["failed"] + document["skipped"],
+                document["total"],
+                document["failed"],
+                document["rate"],
+                document["eta_s"],
+                label=f"job {document['job']} {document['state']}",
+            )
+            if document["state"] in FINAL_STATES:
+                return document
+            time.sleep(WATCH_POLL_S)
+            document = read_status()
+
+
+def print_batch_report(report: dict, out: Path) -> None:
+    """The human summary of a finished batch (the ``--json`` report's counts and failures)."""
+    err.print(
+        f"{report['done']} done, {report['skipped']} skipped, {report['failed']} failed, "
+        f"{report['ignored']} ignored (not images) of {report['total']} in "
+        f"{report['elapsed_s']:.1f} s → {escape(str(out))}"
+    )
+    print_failures(report["failures"], report["failed"])
+
+
+def print_job_end(document: dict) -> None:
+    """The last line of ``watch``: how a job ended, then its failures."""
+    d = document
+    err.print(
+        f"job {d['job']} {d['state']}: {d['done']} done, {d['skipped']} skipped, "
+        f"{d['failed']} failed of {d['total']}"
+    )
+    print_failures(d["failures"], d["failed"])
+
+
+def print_failures(failures: list[dict], failed: int, console: Console = err) -> None:
+    for failure in failures[:FAILURES_PRINTED]:
+        console.print(
+            f"  [red]failed[/] {escape(failure['path'])}: {escape(str(failure['error']))}"
+        )
+    if failed > FAILURES_PRINTED:
+        console.print(f"  … and {failed - FAILURES_PRINTED} more (see --json)")
+
+
+def print_status(document: dict, console: Console) -> None:
+    d = document
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    pending = f"{d['pending']}" + (f" ({d['retrying']} retrying)" if d["retrying"] else "")
+    for label, value in (
+        ("job", d["job"]),
+        ("state", d["state"]),
+        ("total", d["total"]),
+        ("done", d["done"]),
+        ("failed", d["failed"]),
+        ("skipped", d["skipped"]),
+        ("pending", pending),
+        ("ignored", f"{d['ignored']} (not images)"),
+        ("rate", format_rate(d["rate"])),
+        ("ETA", format_eta(d["eta_s"])),
+        ("submitted", format_moment(d["created_at"])),
+        ("out", d.get("out") or ""),
+    ):
+        table.add_row(label, escape(str(value)))
+    console.print(table)
+    print_failures(d["failures"], d["failed"], console)
+
+
+def print_jobs(documents: list[dict], console: Console) -> None:
+    if not documents:
+        console.print("no jobs")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("JOB", "STATE", "DONE/TOTAL", "FAILED", "SKIPPED", "CREATED", "OUT"):
+        table.add_column(column, no_wrap=column != "OUT", overflow="fold")
+    for d in documents:
+        table.add_row(
+            d["job"],
+            d["state"],
+            f"{d['done']}/{d['total']}",
+            str(d["failed"]),
+            str(d["skipped"]),
+            format_moment(d["created_at"]),
+            escape(d.get("out") or ""),
+        )
+    console.print(table)
+
+
+def stdout_console() -> Console:
+    """A console for tables on stdout; on a pipe there is no width to fit, so never fold a cell."""
+    width = None if sys.stdout.isatty() else 1000
+    return Console(highlight=False, soft_wrap=True, width=width)
+
+
+def format_rate(rate: float) -> str:
+    return f"{rate:.1f} img/s" if rate else "–"
+
+
+def format_eta(eta: float | None) -> str:
+    if eta is None:
+        return "–"
+    minutes, seconds = divmod(int(round(eta)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def format_moment(moment: float | None) -> str:
+    return datetime.fromtimestamp(moment).strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def format_psnr(value) -> str:
+    return "lossless" if value is None else f"{value:.2f} dB"
+
+
+def plural(count: int, noun: str = "image") -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
