@@ -72,24 +72,33 @@ ALPHA_WEIGHT = 0.625
 CACHE_ENV = "NUMBA_CACHE_DIR"
 
 
-def _ensure_cache_dir() -> None:
-    """Point numba's cache at a writable folder when this package's folder is read-only.
+def cache_dir_for(package_dir: Path, environ=os.environ) -> str | None:
+    """Where numba should cache compiled code, or None to leave it to numba.
 
-    numba caches next to the source (``__pycache__``); in a read-only install (a system
-    package, a container image) it would recompile in every process.
+    numba caches next to the source (``__pycache__``). In a read-only install (a system
+    package, a container image) it would fall back to a per-user folder only if it finds one,
+    else recompile in every process; so choose one it can write: the user's cache folder, else
+    the temp folder. An explicit ``NUMBA_CACHE_DIR`` always wins.
     """
-    if os.environ.get(CACHE_ENV):
-        return
-    here = Path(__file__).parent / "__pycache__"
-    if os.access(here if here.exists() else here.parent, os.W_OK):
-        return
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if environ.get(CACHE_ENV):
+        return None
+    cache = package_dir / "__pycache__"
+    if os.access(cache if cache.exists() else package_dir, os.W_OK):
+        return None
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     if not os.access(base if os.path.isdir(base) else os.path.dirname(base), os.W_OK):
         base = tempfile.gettempdir()
-    os.environ[CACHE_ENV] = os.path.join(base, f"colorquant-numba-{os.getuid()}")
+    return os.path.join(base, f"colorquant-numba-{os.getuid()}")
 
 
-_ensure_cache_dir()
+def _choose_cache_dir() -> None:
+    chosen = cache_dir_for(Path(__file__).parent)
+    if chosen is not None:
+        os.environ[CACHE_ENV] = chosen
+
+
+_choose_cache_dir()
 
 from numba import njit  # noqa: E402  (the cache folder must be chosen before numba loads)
 
@@ -143,21 +152,22 @@ def _distance(pal, c, t0, t1, t2, t3):
 
 
 @njit(cache=True, inline="always")
-def _nearest_outwards(pal, order, gaps, guess, t0, t1, t2, t3):
-    """Exact nearest palette entry to t, searched outwards from ``guess``.
+def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
+    """Exact nearest palette entry to t among the ``allowed`` ones, searched outwards from
+    entry ``guess`` (which need not be allowed).
 
     ``order[g]`` lists the entries by distance from entry g and ``gaps[g]`` those distances.
     An entry c at distance D from g is at least D − |t − g| from t, so once D reaches
     |t − g| + |t − best| no entry further out can be nearer.
     """
-    best = guess
-    best_d = _distance(pal, guess, t0, t1, t2, t3)
-    from_guess = np.sqrt(best_d)
-    bound = 2.0 * from_guess
-    for j in range(1, order.shape[1]):
+    from_guess = np.sqrt(_distance(pal, guess, t0, t1, t2, t3))
+    best, best_d, bound = -1, np.inf, np.inf
+    for j in range(order.shape[1]):
         if gaps[guess, j] >= bound:
             break
         c = order[guess, j]
+        if not allowed[c]:
+            continue
         d = _distance(pal, c, t0, t1, t2, t3)
         if d < best_d or (d == best_d and c < best):
             best, best_d = c, d
@@ -247,7 +257,7 @@ def _spread(here, ahead, i, side, c, q):
 @njit(cache=True)
 def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out):
     """Label row y, taking its incoming error from ``err[y % 2]`` and passing error on."""
-    pal, order, gaps = palette
+    pal, order, gaps, opaque, anything = palette
     lo, shape, cells, pool, used = grid
     has_alpha, clear, level, selective = settings
     width = packed.shape[0]
@@ -279,7 +289,9 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
             -1 if has_alpha else _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
         )
         if found < 0:
-            found = _nearest_outwards(pal, order, gaps, guess, t0, t1, t2, t3)
+            # Opaque pixels stay opaque: they take opaque entries only (if there are any).
+            allowed = opaque if alpha == 255 else anything
+            found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
         guess = found
         out[x] = found
         q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
@@ -392,7 +404,7 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     has_alpha = source.channels == 4
     clear = len(palette) - 1 if has_alpha and palette[-1, 3] == 0 else -1
     searched = palette[:clear] if clear >= 0 else palette
-    coordinates = working_coordinates(_pack(searched), has_alpha, space).astype(np.float64)
+    coordinates = working_coordinates(pack_colors(searched), has_alpha, space).astype(np.float64)
     width, height = source.image.size
     state = (
         np.zeros((3, width), dtype=np.uint32),  # the packed rows held
@@ -402,7 +414,9 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
         np.zeros(1, dtype=np.int64),  # rows received
     )
     table = _conversion_table(space)
-    palette_arrays = (coordinates, *neighbour_table(coordinates))
+    opaque = searched[:, 3] == 255 if has_alpha else np.ones(len(searched), bool)
+    opaque |= not opaque.any()  # opaque pixels take opaque entries, if there are any
+    palette_arrays = (coordinates, *neighbour_table(coordinates), opaque, np.ones_like(opaque))
     grid = _grid(space)
     settings = (has_alpha, clear, float(level), True)
     out = np.empty(width * height, dtype=np.uint8)
@@ -416,7 +430,8 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     return out
 
 
-def _pack(colors: np.ndarray) -> np.ndarray:
+def pack_colors(colors: np.ndarray) -> np.ndarray:
+    """(n, 3 or 4) uint8 colours → packed pixels, opaque where no alpha is given."""
     padded = np.full((len(colors), 4), 255, dtype=np.uint8)
     padded[:, : colors.shape[1]] = colors
     return padded.view(np.uint32).ravel()
