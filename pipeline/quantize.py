@@ -26,7 +26,7 @@ from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
-from pipeline.settings import SPACES, STRIP_PIXELS
+from pipeline.settings import DEFAULT_DITHER, SPACES, STRIP_PIXELS
 
 
 @dataclass
@@ -59,7 +59,11 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
 
 
 def label_image(
-    image: Image.Image, palette: np.ndarray, *, space: str = SPACES[0], dither: float = 0.0
+    image: Image.Image,
+    palette: np.ndarray,
+    *,
+    space: str = SPACES[0],
+    dither: float = DEFAULT_DITHER,
 ) -> QuantizedImage:
     """Map every pixel of ``image`` to the given palette ((n, 3) or (n, 4) uint8, n ≤ 256).
 
