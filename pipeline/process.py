@@ -16,7 +16,7 @@ from pipeline.discover import InputItem, palette_path_for
 from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, png_bytes, remove_stale_temps, write_atomic
+from pipeline.save import json_bytes, png_bytes, write_atomic
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -93,9 +93,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     result = quantize_image(loaded.image, params)
     started = time.perf_counter()
     png = png_bytes(result.indexed, loaded.icc_profile)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(png_path, palette_path)  # one listing of the folder for both files
-    write_atomic(png_path, png, clear_stale=False)
+    write_atomic(png_path, png)
     timings = {
         "load": round(load_ms, 2),
         "sample": result.timings_ms["sample"],
@@ -104,7 +102,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     }
     document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    write_atomic(palette_path, json_bytes(document), clear_stale=False)
+    write_atomic(palette_path, json_bytes(document))
     return _result_from_palette(item, document, Status.DONE)
 
 
