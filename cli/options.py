@@ -15,7 +15,14 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    DEFAULT_DITHER,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 PathsArg = Annotated[
     list[Path],
@@ -76,6 +83,15 @@ DitherOpt = Annotated[
         "(flat graphics, the example's recipe).",
     ),
 ]
+MetricsOpt = Annotated[
+    str,
+    typer.Option(
+        "--metrics",
+        metavar="|".join(METRICS_LEVELS),
+        help="[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
+        "SSIMULACRA2 perceptual score (slower than the quantization itself).",
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
 ]
@@ -117,6 +133,7 @@ class QuantizeOptions:
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
     dither: DitherOpt = DEFAULT_DITHER
+    metrics: MetricsOpt = METRICS_LEVELS[0]
     overwrite: OverwriteOpt = False
 
 

@@ -2,7 +2,14 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import DEFAULT_DITHER, MAX_COLORS, METHODS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    DEFAULT_DITHER,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 #: The space of palette files and messages written before ``space`` existed: the seed's.
 LEGACY_SPACE = "rgb"
@@ -24,6 +31,7 @@ class QuantizeParams:
     method: str = "kmeans"
     space: str = SPACES[0]
     dither: float = DEFAULT_DITHER
+    metrics: str = METRICS_LEVELS[0]
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, int):
@@ -39,6 +47,9 @@ class QuantizeParams:
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
         object.__setattr__(self, "dither", parse_dither(self.dither))
+        if self.metrics not in METRICS_LEVELS:
+            levels = ", ".join(METRICS_LEVELS)
+            raise ValueError(f"metrics must be one of {levels}, got {self.metrics!r}")
 
     @property
     def sample_label(self) -> str | int:
@@ -54,6 +65,8 @@ class QuantizeParams:
             "seed": self.seed,
             "space": self.space,
             "dither": self.dither,
+            # Not "metrics": in a palette file that key holds the measured values.
+            "metrics_level": self.metrics,
         }
 
     @classmethod
@@ -66,6 +79,7 @@ class QuantizeParams:
             method=data["method"],
             space=data.get("space", LEGACY_SPACE),
             dither=data.get("dither", 0.0),  # files from before dithering were undithered
+            metrics=data.get("metrics_level", METRICS_LEVELS[0]),
         )
 
 
