@@ -5,16 +5,18 @@
 """
 
 import errno
+import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pipeline.discover import InputItem, palette_path_for
 from pipeline.job import Status
-from pipeline.load import ImageRejected, load_image
+from pipeline.load import ImageRejected, check_inside, load_image
 from pipeline.params import QuantizeParams
 from pipeline.save import json_bytes, png_bytes, write_atomic
 from pipeline.version import VERSION
@@ -57,7 +59,7 @@ def quantize_file(
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
     previous = _existing_palette(palette_path, png_path)
-    if previous is not None and _same_work(previous, item, params, png_path):
+    if previous is not None and _same_work(previous, item, params):
         made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
         if made_by_this_job:
             return _result_from_palette(item, previous, Status.DONE)
@@ -88,6 +90,8 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
 
     started = time.perf_counter()
+    # Hashed before decoding: an edit made meanwhile leaves a stale digest, so it is redone.
+    digest = source_digest(item)
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
     result = quantize_image(loaded.image, params)
@@ -101,6 +105,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
         "label": round(result.timings_ms["label"] + result.timings_ms["reconstruct"], 2),
     }
     document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
+    document["source_sha256"] = digest
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
     write_atomic(palette_path, json_bytes(document))
     return _result_from_palette(item, document, Status.DONE)
@@ -152,21 +157,38 @@ def _existing_palette(palette_path: Path, png_path: Path) -> dict | None:
         return None
 
 
-def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:
-    """True when the existing output came from this source, unchanged since, with ``params``."""
+def _same_work(previous: dict, item: InputItem, params: QuantizeParams) -> bool:
+    """True when the existing output came from this source's current bytes with ``params``.
+
+    The rule is the source's content, not its mtime: ``cp -p``, ``rsync -t`` and an edit that
+    keeps the size (any uncompressed BMP, TIFF or PPM) carry an older mtime. Hashing costs a
+    read of the file, cheap next to decoding it; a different size settles it without reading.
+    """
     try:
-        source = os.stat(item.path)
-        unchanged = (
-            previous["metrics"]["bytes_in"] == source.st_size
-            and os.stat(png_path).st_mtime_ns >= source.st_mtime_ns
-        )
-        return (
-            unchanged
-            and previous.get("source") == item.source
+        if not (
+            previous.get("source") == item.source
             and QuantizeParams.from_json(previous) == params
-        )
+            and previous["metrics"]["bytes_in"] == os.stat(item.path).st_size
+        ):
+            return False
+        digest = source_digest(item)
+        return digest is not None and previous.get("source_sha256") == digest
     except (KeyError, TypeError, ValueError, OSError):
         return False
+
+
+def source_digest(item: InputItem) -> str | None:
+    """The SHA-256 of a source file's bytes, in hex: what the skip rule compares. None for
+    anything :func:`load_image` would refuse to read (it says why): a path that leaves the
+    input tree, a missing file, or one that is not a regular file (a FIFO must not block)."""
+    try:
+        real = check_inside(Path(item.path), Path(item.root))
+        with open(os.open(real, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except (ImageRejected, OSError):
+        return None
 
 
 def _result_from_palette(item: InputItem, document: dict, status: Status) -> FileResult:
