@@ -16,6 +16,7 @@ from cli.options import (
     JsonOpt,
     KOpt,
     OutOpt,
+    OverwriteFileOpt,
     PathsArg,
     QuantizeOptions,
     SeedOpt,
@@ -91,12 +92,20 @@ def submit(
 @app.command()
 def compare(
     image: Annotated[Path, typer.Argument(help="One image.", show_default=False)],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The figure to write (PNG).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            help="The figure to write: .png, .jpg, .webp, or another format Pillow writes.",
+        ),
+    ],
     k: KOpt = 64,
     seed: SeedOpt = 0,
+    overwrite: OverwriteFileOpt = False,
 ):
     """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
-    raise typer.Exit(actions.compare_image(image, out, k, seed))
+    raise typer.Exit(actions.compare_image(image, out, k, seed, overwrite))
 
 
 @app.command()
@@ -106,12 +115,14 @@ def demo(
     ] = Path("colorquant-demo"),
     k: KOpt = 64,
     jobs: JobsOpt = None,
+    overwrite: OverwriteFileOpt = False,
 ):
     """Run the seed example end to end on scikit-learn's bundled china.jpg and flower.jpg.
 
     Writes the k-means and random-codebook results with their palettes, and a figure per photo.
+    A re-run skips what is done; files there that colorquant did not write are left alone.
     """
-    raise typer.Exit(actions.demo(out, k, jobs))
+    raise typer.Exit(actions.demo(out, k, jobs, overwrite))
 
 
 @app.command()

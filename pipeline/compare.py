@@ -1,17 +1,17 @@
 """The seed example's figure: the original beside its k-means and random-codebook results."""
 
+import io
 from pathlib import Path
 
 from pipeline.discover import InputItem
 from pipeline.load import load_image
+from pipeline.ownership import FIGURE_MARKER, FIGURE_MARKER_KEY
 from pipeline.params import QuantizeParams
 from pipeline.save import write_atomic
 
 
 def comparison_figure(image_path: Path, figure_path: Path, params: QuantizeParams) -> dict:
-    """Write a PNG figure of original | k-means | random; return the numbers shown in it."""
-    import io
-
+    """Write a figure of original | k-means | random; return the numbers shown in it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,13 +40,44 @@ def comparison_figure(image_path: Path, figure_path: Path, params: QuantizeParam
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    write_atomic(figure_path, buffer.getvalue())
+    write_atomic(figure_path, encode_figure(buffer.getvalue(), figure_path))
     return {
         "figure": str(figure_path),
         "colors_in": kmeans.colors_in,
         "kmeans_psnr": kmeans.psnr,
         "random_psnr": random.psnr,
     }
+
+
+def figure_format(figure_path: Path) -> str:
+    """The Pillow format a figure is written in, from its name; ValueError when none writes it."""
+    from PIL import Image
+
+    Image.init()
+    name = Image.registered_extensions().get(figure_path.suffix.lower())
+    if name is None or name not in Image.SAVE:
+        raise ValueError(
+            f"cannot write a figure named {figure_path.name}: name it .png, .jpg, .webp, "
+            ".tiff or another extension Pillow writes"
+        )
+    return name
+
+
+def encode_figure(png: bytes, figure_path: Path) -> bytes:
+    """The figure in the format its name asks for, marked as colorquant's where the format
+    carries text (PNG), so a later run may replace it."""
+    from PIL import Image, PngImagePlugin
+
+    image = Image.open(io.BytesIO(png))
+    output = io.BytesIO()
+    name = figure_format(figure_path)
+    if name == "PNG":
+        marker = PngImagePlugin.PngInfo()
+        marker.add_text(FIGURE_MARKER_KEY, FIGURE_MARKER)
+        image.save(output, format=name, pnginfo=marker)
+    else:
+        image.convert("RGB").save(output, format=name)
+    return output.getvalue()
 
 
 def _title(name: str, result) -> str:

@@ -1,11 +1,14 @@
 """``colorquant demo``: the seed example end to end on scikit-learn's bundled photos."""
 
+import filecmp
+import os
 import shutil
 from pathlib import Path
 
 from pipeline.batch import collect_items, run_batch
 from pipeline.compare import comparison_figure
 from pipeline.discover import resolve_roots
+from pipeline.ownership import OutputRefused, check_figure_target
 from pipeline.params import QuantizeParams
 
 #: The photos scikit-learn ships, which the seed example uses.
@@ -20,12 +23,21 @@ def bundled_image_folder() -> Path:
     return Path(spec.origin).parent / "datasets" / "images"
 
 
-def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
-    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures."""
+def run_demo(folder: Path, k: int, workers: int, on_result=None, overwrite: bool = False) -> dict:
+    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures.
+
+    Raises OutputRefused, before writing anything, when a file there is not the demo's own
+    (unless ``overwrite``). A re-run skips the results that are up to date.
+    """
     inputs = folder / "input"
+    figures = {name: folder / f"{Path(name).stem}-compare.png" for name in DEMO_IMAGES}
+    for name in DEMO_IMAGES:
+        _check_copy_target(bundled_image_folder() / name, inputs / name, overwrite)
+        check_figure_target(figures[name], inputs / name, overwrite)
     inputs.mkdir(parents=True, exist_ok=True)
     for name in DEMO_IMAGES:
-        shutil.copyfile(bundled_image_folder() / name, inputs / name)
+        if not _same_bytes(bundled_image_folder() / name, inputs / name):
+            shutil.copyfile(bundled_image_folder() / name, inputs / name)
     summaries = {}
     for method in ("kmeans", "random"):
         params = QuantizeParams(k=k, method=method)
@@ -36,14 +48,26 @@ def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
             out,
             params,
             workers=workers,
-            overwrite=True,
+            overwrite=overwrite,
             ignored=ignored,
             on_result=on_result,
         )
-    figures = [
-        comparison_figure(
-            inputs / name, folder / f"{Path(name).stem}-compare.png", QuantizeParams(k=k)
-        )
-        for name in DEMO_IMAGES
+    drawn = [
+        comparison_figure(inputs / name, figures[name], QuantizeParams(k=k)) for name in DEMO_IMAGES
     ]
-    return {"folder": folder, "summaries": summaries, "figures": figures}
+    return {"folder": folder, "summaries": summaries, "figures": drawn}
+
+
+def _check_copy_target(bundled: Path, target: Path, overwrite: bool) -> None:
+    if os.path.lexists(target) and not overwrite and not _same_bytes(bundled, target):
+        raise OutputRefused(
+            f"{target} exists and is not the demo's copy of {bundled.name}; "
+            "not replaced without --overwrite"
+        )
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    try:
+        return second.is_file() and filecmp.cmp(first, second, shallow=False)
+    except OSError:
+        return False
