@@ -8,15 +8,15 @@ scikit-learn and nothing forks a process that has.
 import multiprocessing
 import signal
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, InputRoot, InputWalk
+from pipeline.job import Status, new_job_id
 from pipeline.params import QuantizeParams
-from pipeline.process import DONE, FAILED, SKIPPED, FileResult, quantize_file
+from pipeline.process import FileResult, quantize_file
 from pipeline.save import remove_temps_in
 from pipeline.threads import limit_threads_env, warm_up
 
@@ -39,17 +39,13 @@ class BatchSummary:
     elapsed_s: float = 0.0
 
     def add(self, result: FileResult) -> None:
-        if result.status == DONE:
+        if result.status == Status.DONE:
             self.done += 1
-        elif result.status == SKIPPED:
+        elif result.status == Status.SKIPPED:
             self.skipped += 1
         else:
             self.failed += 1
             self.failures.append({"path": result.source, "error": result.error})
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex[:12]
 
 
 def collect_items(roots: list[InputRoot]) -> tuple[list[InputItem], int]:
@@ -123,4 +119,4 @@ def _sweep_temps(items: list[InputItem], out_root: Path) -> None:
         remove_temps_in(folder)
 
 
-__all__ = ["BatchSummary", "run_batch", "collect_items", "new_job_id", "FAILED", "SKIPPED"]
+__all__ = ["BatchSummary", "run_batch", "collect_items"]

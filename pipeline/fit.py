@@ -9,13 +9,18 @@
   but millions of pixels.
 * ``fit_sample``: the seed example exactly: ``KMeans`` on N randomly drawn pixels in [0, 1].
 * ``fit_random``: the seed example's baseline: K randomly drawn pixels as the codebook.
+
+``fit_palette`` is the stage on its own: colour counts in (one image's, or the merged counts of
+a whole job), the integer palette out. Whatever the fit, ``finish_palette`` gives the palette its
+final form: uint8, no repeated colour, and one fully transparent entry last when any pixel is
+fully transparent.
 """
 
 import numpy as np
 
 from pipeline.histogram import ColorHistogram
 from pipeline.label import augment, fold_table, nearest
-from pipeline.pixels import PixelSource, unpack
+from pipeline.pixels import PixelSource, pack, unpack
 
 #: Bits per channel of the histogram levels the fit climbs through, coarse to fine. The last
 #: one is the histogram's own (fine) resolution.
@@ -55,6 +60,60 @@ MAX_DISTINCT_POINTS = 400_000
 
 #: Lloyd assignments work on coordinates rounded to 1/GRID of a level.
 GRID = 8
+
+
+#: Colour spaces in which palettes are fitted and pixels labelled.
+SPACES = ("rgb",)
+
+
+def check_space(space: str) -> str:
+    """``space`` when it names a supported colour space; ValueError otherwise."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    return space
+
+
+def fit_palette(counts, n_colors: int, *, space: str = "rgb", seed: int = 0) -> np.ndarray:
+    """The palette fitted on colour counts: (n, channels) uint8, n ≤ ``n_colors``.
+
+    ``counts`` is a :class:`pipeline.counts.ColorCounts` (or a histogram, which offers the
+    same points). Counts that hold no more colours than ``n_colors`` give those colours as
+    they are; otherwise a weighted k-means fit, seeded with ``seed``, in ``space``.
+    """
+    check_space(space)
+    opaque_colors = n_colors - (1 if counts.transparent_count else 0)
+    if counts.distinct_count <= opaque_colors:
+        raw = counts.colors()
+    else:
+        raw = round_centres(fit_histogram(counts, opaque_colors, seed))
+    return finish_palette(raw, counts.transparent_count, counts.transparent_sum)
+
+
+def finish_palette(raw: np.ndarray, transparent_count: int, transparent_sum) -> np.ndarray:
+    """A fitted uint8 palette in its final form: repeated colours dropped (first kept); for
+    RGBA, alpha 0 reserved for one entry, last, standing for every fully transparent pixel
+    (its colour: their mean, which only matters to viewers that ignore alpha)."""
+    palette = np.array(raw, dtype=np.uint8)
+    clear = transparent_count > 0
+    if palette.shape[1] == 4:
+        palette = palette[palette[:, 3] > 0] if clear else palette
+        palette[:, 3] = np.maximum(palette[:, 3], 1)
+    palette = _unique_rows(palette)
+    if clear:
+        mean_rgb = np.rint(np.asarray(transparent_sum, dtype=np.float64) / transparent_count)
+        palette = np.vstack([palette, [*mean_rgb.astype(np.uint8), 0]]).astype(np.uint8)
+    return palette
+
+
+def round_centres(centres: np.ndarray) -> np.ndarray:
+    """Float centres (0–255 scale) → uint8 palette colours."""
+    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+
+
+def _unique_rows(palette: np.ndarray) -> np.ndarray:
+    """Drop repeated colours, keeping the first of each, so every entry is distinct."""
+    _, first = np.unique(pack(palette), return_index=True)
+    return palette[np.sort(first)]
 
 
 def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.ndarray:

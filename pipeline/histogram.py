@@ -19,6 +19,11 @@ FINE_BITS = {3: 6, 4: 5}
 #: Bin keys gathered before each bincount (4 MB of uint32).
 KEY_BUFFER = 1 << 20
 
+#: RGB images of at least this many pixels list their distinct colours in a 2^24 presence table
+#: (16 MB, reused as the label table); smaller ones sort their pixels, which costs less than
+#: zeroing and scanning the table.
+PRESENCE_TABLE_FROM_PIXELS = 1 << 14
+
 #: Pixel count above which the distinct colours of an RGBA image are not counted exactly.
 #: RGB uses a 2^24 presence table; RGBA would need 2^32, so it sorts, which costs O(n log n).
 RGBA_DISTINCT_LIMIT = 16_000_000
@@ -40,7 +45,8 @@ class ColorHistogram:
     distinct_count: int
     transparent_count: int
     transparent_sum: np.ndarray  # RGB sum over fully transparent pixels
-    #: RGB: a 2^24 uint8 table, non-zero at each colour present (reusable as a label table).
+    #: RGB: a 2^24 uint8 table, non-zero at each colour present (reusable as a label table);
+    #: None for small images, which list their distinct colours directly.
     present: np.ndarray | None = None
     #: Sorted packed distinct colours (RGBA: the opaque ones; None above RGBA_DISTINCT_LIMIT).
     _distinct: np.ndarray | None = None
@@ -62,6 +68,10 @@ class ColorHistogram:
         if self._distinct is None and self.present is not None:
             self._distinct = np.flatnonzero(self.present.view(bool)).astype(np.uint32)
         return self._distinct
+
+    def colors(self) -> np.ndarray:
+        """The distinct colours as (n, channels) uint8 rows (opaque ones for RGBA)."""
+        return unpack(self.distinct, self.channels).copy()
 
     def sums(self, from_colours: bool = True) -> np.ndarray:
         """Colour sums of the non-empty bins (in :attr:`occupied` order). Exact for RGBA. For
@@ -101,7 +111,7 @@ class ColorHistogram:
     def distinct_points(self) -> tuple[np.ndarray, np.ndarray] | None:
         """RGB: the distinct colours as points, each weighted by an equal share of its bin's
         count (the counts of single colours are not recorded). None for RGBA."""
-        if self.present is None:
+        if self.channels != 3:
             return None
         colors = self.distinct
         keys = bin_keys(colors, self.bits, self.channels)
@@ -117,7 +127,7 @@ class ColorHistogram:
         occupied = self.occupied
         counts, sums = self.counts[occupied], self.sums(from_colours)
         if bits is not None and bits < self.bits:
-            coarse = _coarse_keys(occupied, self.bits, bits, self.channels)
+            coarse = coarse_keys(occupied, self.bits, bits, self.channels)
             size = 1 << (bits * self.channels)
             merged = np.bincount(coarse, weights=counts, minlength=size)
             keep = np.flatnonzero(merged)
@@ -145,6 +155,10 @@ def _build_rgb(source: PixelSource) -> ColorHistogram:
     bits = FINE_BITS[3]
     size = 1 << (3 * bits)
     counts = np.zeros(size, dtype=np.int64)
+    if source.count < PRESENCE_TABLE_FROM_PIXELS:
+        distinct = np.unique(source.all_pixels() & np.uint32(0xFFFFFF))
+        counts += np.bincount(bin_keys(source.all_pixels(), bits, 3), minlength=size)
+        return ColorHistogram(3, bits, counts, len(distinct), 0, np.zeros(3), None, distinct)
     present = np.zeros(1 << 24, dtype=np.uint8)
     # Keys gather over several strips: one bincount per KEY_BUFFER pixels, not one per strip.
     keys = np.empty(min(source.count, KEY_BUFFER), dtype=np.uint32)
@@ -174,7 +188,7 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
         clear = (strip >> 24) == 0
         if clear.any():
             transparent_count += int(clear.sum())
-            transparent_sum += _channel_sums(strip[clear], 3)
+            transparent_sum += channel_sums(strip[clear], 3)
             strip = strip[~clear]
         if source.count <= RGBA_DISTINCT_LIMIT:
             opaque_parts.append(np.unique(strip))
@@ -203,11 +217,11 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
     )
 
 
-def _channel_sums(packed: np.ndarray, channels: int) -> np.ndarray:
+def channel_sums(packed: np.ndarray, channels: int) -> np.ndarray:
     return np.array([((packed >> (8 * c)) & 0xFF).sum(dtype=np.int64) for c in range(channels)])
 
 
-def _coarse_keys(keys: np.ndarray, bits: int, coarse_bits: int, channels: int) -> np.ndarray:
+def coarse_keys(keys: np.ndarray, bits: int, coarse_bits: int, channels: int) -> np.ndarray:
     """Bin keys at ``bits`` per channel → the keys of their bins at ``coarse_bits``."""
     drop = bits - coarse_bits
     mask = (1 << coarse_bits) - 1

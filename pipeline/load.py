@@ -4,6 +4,7 @@ Safety comes first: only regular files inside the input tree are opened, only al
 decoders run, and the pixel count is checked from the header before any pixel is decoded.
 """
 
+import functools
 import os
 import warnings
 from dataclasses import dataclass
@@ -62,7 +63,7 @@ def load_image(path: Path, root: Path) -> LoadedImage:
     if stat.st_size == 0:
         raise ImageRejected("empty file (0 bytes)")
     limit = max_pixels()
-    Image.init()  # registers every plugin, so each name in ALLOWED_FORMATS resolves
+    register_decoders()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -89,6 +90,18 @@ def load_image(path: Path, root: Path) -> LoadedImage:
     if image.mode == "CMYK":
         icc_profile = None  # a CMYK profile does not describe the converted RGB
     return LoadedImage(upright, stat.st_size, fmt, icc_profile or None)
+
+
+@functools.cache
+def register_decoders() -> None:
+    """Register every plugin, so each name in ALLOWED_FORMATS resolves: Pillow's own, and
+    pillow-heif's HEIF decoder (the phones' HEIC photos). Once per process."""
+    Image.init()
+    try:
+        import pillow_heif
+    except ImportError:  # an install without it reads every other format
+        return
+    pillow_heif.register_heif_opener(thumbnails=False)
 
 
 class _pixel_limit:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, output_paths
+from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
 from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
 from pipeline.params import QuantizeParams
@@ -22,8 +23,6 @@ from pipeline.version import VERSION
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EIO, errno.ENOMEM})
 
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
-
 
 @dataclass
 class FileResult:
@@ -31,7 +30,7 @@ class FileResult:
 
     source: str
     output: str
-    status: str
+    status: Status
     error: str | None = None
     retryable: bool = False
     psnr: float | None = None
@@ -53,31 +52,31 @@ def quantize_file(
 ) -> FileResult:
     """Load, quantize and save one input; report the outcome instead of raising."""
     if item.error:
-        return FileResult(item.source, item.output, FAILED, item.error)
+        return FileResult(item.source, item.output, Status.FAILED, item.error)
     try:
         png_path, palette_path = output_paths(out_root, item.output)
     except ValueError as exc:
-        return FileResult(item.source, item.output, FAILED, str(exc))
+        return FileResult(item.source, item.output, Status.FAILED, str(exc))
     previous = _read_palette(palette_path)
     refused = _refused_output(item, (png_path, palette_path), previous, overwrite)
     if refused:
-        return FileResult(item.source, item.output, FAILED, refused)
+        return FileResult(item.source, item.output, Status.FAILED, refused)
     if is_palette_of(previous, item.output) and _same_work(previous, item, params, png_path):
         made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
         if made_by_this_job:
-            return _result_from_palette(item, previous, DONE)
+            return _result_from_palette(item, previous, Status.DONE)
         if not overwrite:
-            return _result_from_palette(item, previous, SKIPPED)
+            return _result_from_palette(item, previous, Status.SKIPPED)
     try:
         return _quantize_and_save(item, png_path, palette_path, params, job)
     except ImageRejected as exc:
-        return FileResult(item.source, item.output, FAILED, str(exc))
+        return FileResult(item.source, item.output, Status.FAILED, str(exc))
     except OSError as exc:
         return _write_failure(item, exc)
     except MemoryError:
-        return FileResult(item.source, item.output, FAILED, "out of memory", retryable=True)
+        return FileResult(item.source, item.output, Status.FAILED, "out of memory", retryable=True)
     except Exception as exc:  # a bug must cost one file, never the batch
-        return FileResult(item.source, item.output, FAILED, f"internal error: {exc!r}")
+        return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
 
 
 def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
@@ -101,7 +100,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     png_path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(png_path, palette_path)  # one listing of the folder for both files
     write_pair_atomic((png_path, png), (palette_path, palette))
-    return _result_from_palette(item, document, DONE)
+    return _result_from_palette(item, document, Status.DONE)
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
@@ -182,7 +181,7 @@ def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path
         return False
 
 
-def _result_from_palette(item: InputItem, document: dict, status: str) -> FileResult:
+def _result_from_palette(item: InputItem, document: dict, status: Status) -> FileResult:
     metrics = document.get("metrics", {})
     return FileResult(
         item.source,
@@ -200,7 +199,7 @@ def _write_failure(item: InputItem, exc: OSError) -> FileResult:
     return FileResult(
         item.source,
         item.output,
-        FAILED,
+        Status.FAILED,
         f"cannot write output: {reason}",
         retryable=exc.errno in TRANSIENT_ERRNOS,
     )

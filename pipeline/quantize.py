@@ -1,7 +1,9 @@
 """Stages 2–5 on a decoded image: sample, fit, label, reconstruct.
 
 ``quantize_image`` turns an upright RGB or RGBA Pillow image into an indexed (mode P) image and
-its palette, with per-entry pixel counts, the error metrics and the time of each stage.
+its palette, with per-entry pixel counts, the error metrics and the time of each stage: its own
+palette, fitted on its own colours. ``label_image`` does the same with a palette given from
+outside (a shared palette, a palette file): no fit at all.
 """
 
 import math
@@ -11,11 +13,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageChops
 
-from pipeline.fit import fit_distinct, fit_histogram, fit_random, fit_sample
+from pipeline.fit import (
+    check_space,
+    finish_palette,
+    fit_distinct,
+    fit_histogram,
+    fit_random,
+    fit_sample,
+    round_centres,
+)
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import Labeler, fill_color_table, squared_error
 from pipeline.params import QuantizeParams
-from pipeline.pixels import CACHE_PIXELS, PixelSource, pack, rgb_lookup, unpack
+from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
 from pipeline.settings import STRIP_PIXELS
 
 
@@ -45,10 +55,54 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
     timer.lap("fit")
+    return _labelled(source, histogram, palette, timer)
+
+
+def label_image(
+    image: Image.Image, palette: np.ndarray, *, space: str = "rgb", dither: float = 0.0
+) -> QuantizedImage:
+    """Map every pixel of ``image`` to the given palette ((n, 3) or (n, 4) uint8, n ≤ 256).
+
+    The result's palette is ``palette`` itself, except that an RGB palette applied to an image
+    with fully transparent pixels gains one transparent entry (when there is room), and a
+    transparent entry moves last. An RGB image given an RGBA palette is labelled as opaque RGBA.
+    """
+    check_space(space)
+    if dither:
+        raise ValueError("dithering is not available in this version; use dither 0")
+    palette = np.asarray(palette, dtype=np.uint8)
+    if palette.ndim != 2 or palette.shape[1] not in (3, 4) or not 1 <= len(palette) <= 256:
+        raise ValueError(f"a palette is 1–256 RGB or RGBA colours, got shape {palette.shape}")
+    if palette.shape[1] == 4 and image.mode == "RGB":
+        image = image.convert("RGBA")
+    source = PixelSource(image)
+    timer = _StageTimer()
+    histogram = build_histogram(source)
+    timer.lap("sample")
+    palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
+    timer.lap("fit")
+    return _labelled(source, histogram, palette, timer)
+
+
+def _palette_for(palette: np.ndarray, channels: int, has_clear_pixels: bool) -> np.ndarray:
+    """A given palette in the layout the labelling expects: the image's channels, and the one
+    fully transparent entry (if any) last."""
+    if channels == 4 and palette.shape[1] == 3:
+        palette = np.column_stack([palette, np.full(len(palette), 255, np.uint8)])
+        if has_clear_pixels and len(palette) < 256:
+            palette = np.vstack([palette, np.zeros(4, np.uint8)])
+    if channels == 4:
+        clear = np.flatnonzero(palette[:, 3] == 0)[:1]
+        keep = np.setdiff1d(np.arange(len(palette)), clear)
+        palette = palette[np.concatenate([keep, clear])]
+    return palette
+
+
+def _labelled(source: PixelSource, histogram: ColorHistogram, palette, timer) -> QuantizedImage:
     labels, counts, error = _label_all(source, histogram, palette)
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
-    indexed = _indexed_image(labels, image.size, palette[:, :3], alphas)
+    indexed = _indexed_image(labels, source.image.size, palette[:, :3], alphas)
     timer.lap("reconstruct")
     mse = error / (source.count * source.channels)
     return QuantizedImage(
@@ -64,24 +118,16 @@ def _choose_palette(
     source: PixelSource, histogram: ColorHistogram, params: QuantizeParams
 ) -> np.ndarray:
     """The integer palette (n, channels), n ≤ k, duplicates removed, transparent entry last."""
-    clear = histogram.transparent_count > 0
-    n_colors = params.k - (1 if clear else 0)
+    n_colors = params.k - (1 if histogram.transparent_count else 0)
     if histogram.has_distinct and histogram.distinct_count <= n_colors:
-        palette = unpack(histogram.distinct, source.channels).copy()
+        raw = histogram.colors()
     elif params.method == "random":
-        palette = _round(fit_random(source, n_colors, params.seed))
+        raw = round_centres(fit_random(source, n_colors, params.seed))
     elif params.sample is not None:
-        palette = _round(fit_sample(source, n_colors, params.sample, params.seed))
+        raw = round_centres(fit_sample(source, n_colors, params.sample, params.seed))
     else:
-        palette = _round(_fit_all_pixels(source, histogram, n_colors, params.seed))
-    if source.channels == 4:
-        palette = palette[palette[:, 3] > 0] if clear else palette
-        palette[:, 3] = np.maximum(palette[:, 3], 1)  # alpha 0 is kept for the one clear entry
-    palette = _unique_rows(palette)
-    if clear:
-        mean_rgb = np.rint(histogram.transparent_sum / histogram.transparent_count)
-        palette = np.vstack([palette, [*mean_rgb.astype(np.uint8), 0]]).astype(np.uint8)
-    return palette
+        raw = round_centres(_fit_all_pixels(source, histogram, n_colors, params.seed))
+    return finish_palette(raw, histogram.transparent_count, histogram.transparent_sum)
 
 
 def _fit_all_pixels(source, histogram, n_colors, seed):
@@ -102,20 +148,10 @@ def _distinct_with_counts(source: PixelSource):
     return np.unique(np.concatenate(parts), return_counts=True)
 
 
-def _round(centres: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
-
-
-def _unique_rows(palette: np.ndarray) -> np.ndarray:
-    """Drop repeated colours, keeping the first of each, so every entry is distinct."""
-    _, first = np.unique(pack(palette), return_index=True)
-    return palette[np.sort(first)]
-
-
 def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray):
     """Label every pixel; return labels (uint8, flat), per-entry counts and the squared error."""
     channels = source.channels
-    has_clear = channels == 4 and histogram.transparent_count > 0
+    has_clear = channels == 4 and histogram.transparent_count > 0 and palette[-1, 3] == 0
     opaque_palette = palette[:-1] if has_clear else palette
     labeler = Labeler(opaque_palette)
     table = _color_table(histogram, labeler) if channels == 3 else None

@@ -1,5 +1,6 @@
 """Named settings of the image pipeline, each with what it is and why it has its value."""
 
+import math
 import os
 
 #: File name endings treated as images; anything else in a folder is ignored, not failed.
@@ -21,12 +22,17 @@ IMAGE_EXTENSIONS = frozenset(
         ".pgm",
         ".pbm",
         ".pnm",
+        ".heic",
+        ".heif",
+        ".hif",
+        ".avif",
     }
 )
 
 #: Pillow decoders we allow. Image.open sniffs content, so without this list a file named .png
 #: could reach any parser, EPS (Ghostscript) included.
-ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM")
+#: HEIF (HEIC) is decoded by pillow-heif's libheif, AVIF by Pillow's own libavif plugin.
+ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "PPM", "HEIF", "AVIF")
 
 #: Environment variable that sets the pixel limit (width × height) an image may have.
 MAX_PIXELS_ENV = "COLORQUANT_MAX_PIXELS"
@@ -53,15 +59,31 @@ STRIP_PIXELS = 1 << 18
 PNG_COMPRESS_LEVEL = 6
 
 
+def positive_env_number(
+    env: str, default: float, unit: str = "number", *, whole: bool = False
+) -> float:
+    """The positive number in environment variable ``env``, or ``default`` when it is unset.
+
+    The one parser of numeric settings for both runners. ``whole`` truncates to an int first (so
+    0.5 pixels is refused, not read as 0). A bad value raises ValueError with a one-line reason
+    naming the variable, which the CLI prints as a usage error.
+    """
+    raw = os.environ.get(env, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{env}={raw!r} is not a {unit}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{env}={raw!r} is not a {unit}")
+    if whole:
+        value = int(value)
+    if value <= 0:
+        raise ValueError(f"{env} must be positive, got {raw}")
+    return value
+
+
 def max_pixels() -> int:
     """The pixel limit in force: COLORQUANT_MAX_PIXELS if set, else DEFAULT_MAX_PIXELS."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    try:
-        value = int(float(raw))
-    except ValueError:
-        raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a number of pixels") from None
-    if value <= 0:
-        raise ValueError(f"{MAX_PIXELS_ENV} must be positive, got {raw}")
-    return value
+    return positive_env_number(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS, "number of pixels", whole=True)

@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from pipeline.discover import InputItem, output_names
+from pipeline.job import Status
 from pipeline.ownership import same_file
 from pipeline.params import QuantizeParams
-from pipeline.process import FAILED, quantize_file
+from pipeline.process import quantize_file
 from pipeline.save import write_pair_atomic
 from tests.conftest import run_cli, sample_photo_path
 
@@ -181,7 +182,7 @@ def test_quantize_file_refuses_to_write_over_its_own_input(tmp_path):
     original = small_png(photo)
     for overwrite in (False, True):
         result = quantize_file(item_for(photo), tmp_path, QuantizeParams(k=4), overwrite=overwrite)
-        assert result.status == FAILED and "this image itself" in result.error
+        assert result.status == Status.FAILED and "this image itself" in result.error
     assert photo.read_bytes() == original
     assert os.listdir(tmp_path) == ["photo.png"]
 
@@ -192,7 +193,7 @@ def test_quantize_file_refuses_a_foreign_file_unless_overwrite(tmp_path):
     foreign = tmp_path / "out" / "photo.png"
     original = small_png(foreign, shade=200)
     refused = quantize_file(item_for(photo), tmp_path / "out", QuantizeParams(k=4), job="j1")
-    assert refused.status == FAILED and str(foreign) in refused.error
+    assert refused.status == Status.FAILED and str(foreign) in refused.error
     assert foreign.read_bytes() == original
     forced = quantize_file(item_for(photo), tmp_path / "out", QuantizeParams(k=4), overwrite=True)
     assert forced.status == "done" and foreign.read_bytes() != original
@@ -212,7 +213,7 @@ def test_an_alias_of_an_input_in_out_is_detected_as_that_input(tmp_path):
     os.link(photo, out / "photo.png")
     assert same_file(out / "photo.png", photo)
     result = quantize_file(item_for(photo), out, QuantizeParams(k=4), overwrite=True)
-    assert result.status == FAILED
+    assert result.status == Status.FAILED
     assert photo.read_bytes() == original
 
 

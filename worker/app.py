@@ -12,11 +12,10 @@ from worker.settings import (
     restore_sweep_interval,
     visibility_timeout,
 )
+from worker.sweep import LostMessageSweep
 
 
 def make_app(broker: str | None = None) -> Celery:
-    from worker.sweep import LostMessageSweep
-
     celery = Celery("colorquant", broker=broker_url(broker), include=["worker.tasks"])
     celery.conf.update(celery_settings())
     celery.steps["worker"].add(LostMessageSweep)

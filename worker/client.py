@@ -4,31 +4,18 @@ Nothing here imports numpy or scikit-learn; Celery is imported only by the funct
 publish (submit, retry).
 """
 
-import itertools
-import math
 import os
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 
-from pipeline.discover import InputItem, InputRoot, InputWalk
+from pipeline.discover import InputRoot, InputWalk
+from pipeline.job import Status, new_job_id
 from pipeline.params import QuantizeParams
-from worker.jobs import (
-    FAILED,
-    BrokerUnreachable,
-    JobStore,
-    item_row,
-    unreachable_message,
-)
-from worker.settings import JOBS_LISTED, broker_url, max_chunk, retention_s
-
-#: The tail of a walk is cut into chunks of remaining / TAIL_SPREAD images, so the last
-#: messages are small and spread over all workers (guided self-scheduling).
-TAIL_SPREAD = 16
+from worker.jobs import BrokerUnreachable, JobStore, unreachable_message
+from worker.publish import ChunkPublisher
+from worker.settings import JOBS_LISTED, broker_url, retention_s
 
 
 class UnknownJob(LookupError):
@@ -42,96 +29,11 @@ def open_store(broker: str | None = None) -> JobStore:
     return store
 
 
-def guided_chunks(items: Iterable, largest: int, spread: int = TAIL_SPREAD) -> Iterator[list]:
-    """Cut a stream into chunks of ``largest`` items, shrinking towards the end of the stream.
+def celery_app():
+    """The Celery app the publisher sends through; Celery loads only when we publish."""
+    from worker.app import app
 
-    Only ``largest × spread`` items are held at a time, so memory stays bounded on any folder.
-    """
-    stream = iter(items)
-    window: deque = deque()
-    exhausted = False
-    while True:
-        while not exhausted and len(window) < largest * spread:
-            try:
-                window.append(next(stream))
-            except StopIteration:
-                exhausted = True
-        if not window:
-            return
-        size = largest if not exhausted else min(largest, math.ceil(len(window) / spread))
-        yield [window.popleft() for _ in range(min(size, len(window)))]
-
-
-class ChunkPublisher:
-    """Publishes a job's items as chunk messages over one shared producer connection."""
-
-    def __init__(
-        self, store: JobStore, job: str, roots: list[str] | None = None, chunk_prefix: str = "s"
-    ):
-        from worker.tasks import quantize_chunk  # Celery loads only when we publish
-
-        self.task = quantize_chunk
-        self.store = store
-        self.job = job
-        self.roots = list(roots or [])
-        self.root_index = {root: index for index, root in enumerate(self.roots)}
-        self.chunk_ids = (f"{chunk_prefix}{number}" for number in itertools.count())
-        self.sent = 0
-
-    def rows(self, items: list[InputItem]) -> tuple[list, bool]:
-        """Message rows for the items, and whether the job gained a new input root."""
-        new_root = False
-        rows = []
-        for item in items:
-            if item.root not in self.root_index:
-                self.root_index[item.root] = len(self.roots)
-                self.roots.append(item.root)
-                new_root = True
-            rows.append(item_row(self.root_index[item.root], item))
-        return rows, new_root
-
-    @contextmanager
-    def producer(self):
-        """One producer on one connection to the job's broker, shared by every message."""
-        app = self.task.app
-        with app.connection_for_write(self.store.url) as connection:
-            yield app.amqp.Producer(connection)
-
-    def publish_all(self, items: Iterable[InputItem]) -> int:
-        """Count then publish each chunk, so ``done`` never runs ahead of ``total``."""
-        total = 0
-        with self.producer() as producer:
-            for chunk in guided_chunks(items, max_chunk()):
-                good = [item for item in chunk if not item.error]
-                rows, new_root = self.rows(good)
-                chunks = {next(self.chunk_ids): rows} if rows else {}
-                self.store.add_items(self.job, len(chunk), chunks, self.roots if new_root else None)
-                for item in chunk:
-                    if item.error:  # refused by the walk (a link out of the tree): never sent
-                        self.store.record(self.job, item.source, FAILED, item.error, None)
-                self.send_all(chunks, producer)
-                total += len(chunk)
-        return total
-
-    def publish_rows(self, rows: list) -> int:
-        """Publish rows of items already counted (``retry``), in order; ``self.sent`` says how
-        many went out if it fails midway."""
-        self.sent = 0
-        with self.producer() as producer:
-            for chunk in guided_chunks(rows, max_chunk()):
-                chunks = {next(self.chunk_ids): chunk}
-                self.store.add_chunks(self.job, chunks)
-                self.send_all(chunks, producer)
-                self.sent += len(chunk)
-        return self.sent
-
-    def send_all(self, chunks: dict[str, list], producer) -> None:
-        for chunk_id, rows in chunks.items():
-            self.task.apply_async(
-                (self.job, rows, chunk_id),
-                producer=producer,
-                argsrepr=f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})",
-            )
+    return app
 
 
 def submit(
@@ -143,14 +45,12 @@ def submit(
     broker: str | None = None,
 ) -> dict:
     """Create a job, stream the walk into chunk messages, and seal it. Returns {job, total}."""
-    from pipeline.batch import new_job_id
-
     store = open_store(broker)
     job = new_job_id()
     store.create(job, str(Path(os.path.abspath(out))), params, overwrite)
     walk = InputWalk(roots)
     try:
-        total = ChunkPublisher(store, job).publish_all(walk)
+        total = ChunkPublisher(celery_app(), store, job).publish_all(walk)
         store.seal(job, walk.ignored)
     except BaseException as exc:
         _abandon_quietly(store, job)
@@ -272,11 +172,13 @@ def retry(job: str, broker: str | None = None) -> dict:
     if not before["submitted"]:
         raise ValueError(f"job {job} is still being submitted; retry it once it is done")
     records = store.take_failed_for_retry(job) or []
-    publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
+    publisher = ChunkPublisher(
+        celery_app(), store, job, list(store.roots(job)), f"r{time.time_ns()}-"
+    )
     rows = [record["item"] for record in records if record.get("item")]
     unrecoverable = [record for record in records if not record.get("item")]
     for record in unrecoverable:  # refused at submit (links out of the tree): fail again as is
-        store.record(job, record["path"], FAILED, record["error"], None)
+        store.record(job, record["path"], Status.FAILED, record["error"], None)
     try:
         published = publisher.publish_rows(rows)
     except Exception as exc:
@@ -291,7 +193,7 @@ def _restore_unpublished(store: JobStore, job: str, records: list[dict], rows: l
     try:
         for record in records:
             if record["path"] in unsent:
-                store.record(job, record["path"], FAILED, record["error"], record["item"])
+                store.record(job, record["path"], Status.FAILED, record["error"], record["item"])
     except redis.RedisError:
         pass
 

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from worker.jobs import FAILED, MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
+from pipeline.job import Status
+from worker.jobs import MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
 from worker.settings import broker_url, retention_s
 
 log = logging.getLogger(__name__)
@@ -27,43 +28,46 @@ class ChunkOutcome:
     retry_rows: list = field(default_factory=list)
 
 
-@lru_cache(maxsize=1)
-def _store_for(pid: int) -> JobStore:
-    """One Redis client per pool process (keyed by pid: never reuse a socket across a fork)."""
-    from worker.app import app
+@lru_cache(maxsize=4)
+def _store_for(url: str, pid: int) -> JobStore:
+    """One Redis client per broker and pool process (keyed by pid: never reuse a socket across
+    a fork)."""
+    return JobStore(url, retention_s())
 
-    return JobStore(app.conf.broker_url or broker_url(), retention_s())
 
-
-def store() -> JobStore:
-    return _store_for(os.getpid())
+def store(url: str | None = None) -> JobStore:
+    """The job store on broker ``url`` (the task's broker), else the configured one."""
+    return _store_for(url or broker_url(), os.getpid())
 
 
 @lru_cache(maxsize=64)
-def _settings_of(job: str, pid: int) -> JobSettings | None:
-    return store().settings(job)
+def _settings_of(job: str, jobs: JobStore, pid: int) -> JobSettings | None:
+    return jobs.settings(job)
 
 
-def job_settings(job: str) -> JobSettings | None:
+def job_settings(jobs: JobStore, job: str) -> JobSettings | None:
     """A job's settings never change once submitted, so each process reads them once."""
-    settings = _settings_of(job, os.getpid())
+    settings = _settings_of(job, jobs, os.getpid())
     if settings is None:
         _settings_of.cache_clear()  # an unknown job may appear later; do not remember misses
     return settings
 
 
-def run_chunk(job: str, rows: list, chunk: str | None, *, final_try: bool) -> ChunkOutcome:
+def run_chunk(
+    job: str, rows: list, chunk: str | None, *, final_try: bool, broker: str | None = None
+) -> ChunkOutcome:
+    """Quantize and count each row of one chunk message of ``job``, read from broker ``broker``."""
     outcome = ChunkOutcome()
     if not isinstance(job, str) or not isinstance(rows, list):
         log.warning("dropping a malformed message (job %r)", job)
         outcome.counts["malformed"] += 1
         return outcome
-    settings = job_settings(job)
+    jobs = store(broker)
+    settings = job_settings(jobs, job)
     if settings is None:
         log.warning("job %r is unknown or expired; dropping a message of %d rows", job, len(rows))
         outcome.counts["unknown"] += len(rows)
         return outcome
-    jobs = store()
     if not _in_open_chunk(jobs, job, chunk, rows):
         log.warning(
             "job %s: refused a message (chunk %r, %d rows) whose rows are in none of the job's "
@@ -110,12 +114,12 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
     except (ValueError, TypeError) as exc:
         source = row[2] if isinstance(row, list) and len(row) == 4 else repr(row)[:200]
         log.warning("job %s: refused a message row %r: %s", settings.job, source, exc)
-        jobs.record(settings.job, str(source), FAILED, str(exc), None)
-        return FAILED
+        jobs.record(settings.job, str(source), Status.FAILED, str(exc), None)
+        return Status.FAILED
     verdict = jobs.begin(settings.job, item.source)
     if verdict == "poison":
-        jobs.record(settings.job, item.source, FAILED, POISON_REASON, row)
-        return FAILED
+        jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
+        return Status.FAILED
     if verdict != "go":
         return verdict
     result = quantize_file(

@@ -18,18 +18,20 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 - ``colorquant:jobs``          sorted set of job ids by creation time, for ``colorquant jobs``.
 - ``colorquant:active``        set of sealed jobs not yet finished, for the sweep.
 
-Every transition is one Lua script, so two workers, a redelivery and a retry never race. Status
-reads one hash: constant time at any job size.
+Every transition is one Lua script (a ``.lua`` file beside this module), so two workers, a
+redelivery and a retry never race. Status reads one hash: constant time at any job size.
 """
 
 import json
 import time
 from dataclasses import dataclass
+from importlib import resources
 from urllib.parse import unquote, urlsplit
 
 import redis
 
 from pipeline.discover import InputItem
+from pipeline.job import Status
 from pipeline.params import QuantizeParams
 from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, masked_url
 
@@ -39,9 +41,6 @@ ACTIVE_JOBS = "colorquant:active"
 #: Deliveries of one image that began and never finished before it counts as failed: an image
 #: that crashes its worker process (segfault, OOM kill) must not loop forever.
 MAX_UNFINISHED_DELIVERIES = 3
-
-DONE, SKIPPED, FAILED, RETRYING = "done", "skipped", "failed", "retrying"
-FINAL_STATUSES = (DONE, SKIPPED, FAILED)
 
 
 class BrokerUnreachable(Exception):
@@ -54,99 +53,20 @@ def job_keys(job: str) -> dict[str, str]:
     return {part: f"{prefix}:{part}" for part in parts}
 
 
-# Sets finished_at once every item has a final status and the submit is complete.
-_MARK_FINISHED = """
-local function mark_finished(meta, now)
-  local m = redis.call('HMGET', meta, 'enqueued', 'total', 'done', 'failed', 'skipped',
-                       'retrying')
-  if m[1] and (tonumber(m[3] or 0) + tonumber(m[4] or 0) + tonumber(m[5] or 0)
-               >= tonumber(m[2] or 0)) and tonumber(m[6] or 0) == 0 then
-    redis.call('HSETNX', meta, 'finished_at', now)
-  end
-end
-local function keep(keys, meta, retention)
-  if redis.call('HEXISTS', meta, 'enqueued') == 1 then
-    for _, key in ipairs(keys) do redis.call('EXPIRE', key, retention) end
-  else
-    for i = 2, #keys do redis.call('EXPIRE', keys[i], retention) end
-  end
-end
-"""
+#: Lua put in front of every ledger script: the helpers mark_finished and keep.
+LUA_HELPERS = "ledger_helpers.lua"
 
-# KEYS meta items attempts; ARGV source now retention max_deliveries.
-# Returns what the worker should do with the item: go, finished, cancelled, unknown, poison.
-BEGIN_ITEM = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-if redis.call('HEXISTS', KEYS[1], 'cancelled') == 1 then return 'cancelled' end
-local status = redis.call('HGET', KEYS[2], ARGV[1])
-if status and status ~= 'retrying' then return 'finished' end
-redis.call('HSETNX', KEYS[1], 'started_at', ARGV[2])
-local begun = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-if begun > tonumber(ARGV[4]) then return 'poison' end
-return 'go'
-"""
 
-# KEYS meta items failures attempts; ARGV source status failure_json now retention.
-# Counts the item's outcome once; a failed item under retry moves to its new status.
-RECORD_ITEM = (
-    _MARK_FINISHED
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'unknown' end
-redis.call('HDEL', KEYS[4], ARGV[1])
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-if old and old ~= 'retrying' then
-  if old == 'failed' and ARGV[2] == 'failed' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[3]) end
-  return 'duplicate'
-end
-if old == 'retrying' then redis.call('HINCRBY', KEYS[1], 'retrying', -1) end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
-if ARGV[2] == 'failed' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-else
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[4])
-mark_finished(KEYS[1], ARGV[4])
-keep(KEYS, KEYS[1], ARGV[5])
-return 'counted'
-"""
-)
+def lua_script(name: str) -> str:
+    """The source of ledger script ``name`` (a ``.lua`` file beside this module, whose header
+    documents its KEYS and ARGV), preceded by the shared helpers."""
+    folder = resources.files(__package__)
+    return folder.joinpath(LUA_HELPERS).read_text() + folder.joinpath(f"{name}.lua").read_text()
 
-# KEYS meta items failures attempts; ARGV now retention index_key job.
-# Marks the end of a submit: from now on the job can be done, and it lives for the retention.
-SEAL_JOB = (
-    _MARK_FINISHED
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'enqueued', 1, 'updated_at', ARGV[1])
-mark_finished(KEYS[1], ARGV[1])
-keep(KEYS, KEYS[1], ARGV[2])
-return 1
-"""
-)
 
-# KEYS meta items failures attempts; ARGV now retention.
-# Moves every failed item to 'retrying' and returns their failure records, to be re-enqueued.
-RETRY_FAILED = (
-    _MARK_FINISHED
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local records = redis.call('HVALS', KEYS[3])
-local sources = redis.call('HKEYS', KEYS[3])
-for _, source in ipairs(sources) do
-  redis.call('HSET', KEYS[2], source, 'retrying')
-  redis.call('HDEL', KEYS[4], source)
-end
-redis.call('DEL', KEYS[3])
-redis.call('HINCRBY', KEYS[1], 'failed', -#sources)
-redis.call('HINCRBY', KEYS[1], 'retrying', #sources)
-if #sources > 0 then redis.call('HDEL', KEYS[1], 'finished_at') end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
-keep(KEYS, KEYS[1], ARGV[2])
-return records
-"""
+#: Every transition of a job's ledger, read from the package once at import.
+BEGIN_ITEM, RECORD_ITEM, SEAL_JOB, RETRY_FAILED = (
+    lua_script(name) for name in ("begin_item", "record_item", "seal_job", "retry_failed")
 )
 
 
@@ -311,10 +231,10 @@ class JobStore:
             args=[source, time.time(), self.retention_s, MAX_UNFINISHED_DELIVERIES],
         )
 
-    def record(self, job: str, source: str, status: str, error: str = "", row=None) -> str:
+    def record(self, job: str, source: str, status: Status, error: str = "", row=None) -> str:
         """Count one item's outcome; a second report of the same item changes nothing."""
         keys = job_keys(job)
-        failure = failure_record(row, source, error) if status == FAILED else ""
+        failure = failure_record(row, source, error) if status == Status.FAILED else ""
         return self._record(
             keys=list(keys.values()),
             args=[source, status, failure, time.time(), self.retention_s],

@@ -6,6 +6,8 @@ Everything here is plain Python (no Celery import), so the CLI can read it cheap
 import os
 from urllib.parse import urlsplit, urlunsplit
 
+from pipeline.settings import positive_env_number
+
 #: Environment variable naming the broker; ``--broker`` wins over it.
 BROKER_ENV = "COLORQUANT_BROKER_URL"
 
@@ -81,21 +83,10 @@ def masked_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-def _positive_number(env: str, default: float) -> float:
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{env}={raw!r} is not a number") from None
-    if value <= 0:
-        raise ValueError(f"{env} must be positive, got {raw}")
-    return value
-
-
 def visibility_timeout() -> float:
-    return _positive_number(VISIBILITY_TIMEOUT_ENV, DEFAULT_VISIBILITY_TIMEOUT_S)
+    return positive_env_number(
+        VISIBILITY_TIMEOUT_ENV, DEFAULT_VISIBILITY_TIMEOUT_S, "number of seconds"
+    )
 
 
 def restore_sweep_interval(timeout: float) -> int:
@@ -109,8 +100,8 @@ def restore_sweep_interval(timeout: float) -> int:
 
 
 def retention_s() -> int:
-    return int(_positive_number(RETENTION_ENV, DEFAULT_RETENTION_S))
+    return positive_env_number(RETENTION_ENV, DEFAULT_RETENTION_S, "number of seconds", whole=True)
 
 
 def max_chunk() -> int:
-    return max(1, int(_positive_number(CHUNK_ENV, DEFAULT_MAX_CHUNK)))
+    return positive_env_number(CHUNK_ENV, DEFAULT_MAX_CHUNK, "number of images", whole=True)

@@ -43,7 +43,7 @@ def quantize_chunk(self, job: str, rows: list, chunk: str | None = None) -> dict
 
     ``chunk`` names the chunk in the job's ledger (see worker/jobs.py), struck off once done."""
     final_try = self.request.retries >= MAX_TRANSIENT_RETRIES
-    outcome = run_chunk(job, rows, chunk, final_try=final_try)
+    outcome = run_chunk(job, rows, chunk, final_try=final_try, broker=self.app.conf.broker_url)
     if outcome.retry_rows:
         delay = min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2**self.request.retries)
         log.warning(

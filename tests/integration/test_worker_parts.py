@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from worker.client import guided_chunks, job_state, status_document
+from worker.client import job_state, status_document
+from worker.publish import guided_chunks
 from worker.settings import masked_url, restore_sweep_interval
 
 
