@@ -55,7 +55,11 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
         # The random codebook draws K pixels whatever --sample says; record what was done.
         drawn = "all" if options.method == "random" else options.sample
         return QuantizeParams(
-            k=options.k, sample=parse_sample(drawn), seed=options.seed, method=options.method
+            k=options.k,
+            sample=parse_sample(drawn),
+            seed=options.seed,
+            method=options.method,
+            space=options.space,
         )
     except ValueError as exc:
         raise usage_error(str(exc)) from None

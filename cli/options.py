@@ -15,7 +15,7 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, SPACES
 
 PathsArg = Annotated[
     list[Path],
@@ -53,6 +53,15 @@ MethodOpt = Annotated[
         metavar="|".join(METHODS),
         help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
         "(the example's baseline; ignores --sample).",
+    ),
+]
+SpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--space",
+        metavar="|".join(SPACES),
+        help="Colour space k-means measures distance in, to fit and to label: "
+        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
     ),
 ]
 OverwriteOpt = Annotated[
@@ -105,6 +114,7 @@ class QuantizeOptions:
     sample: SampleOpt = "all"
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
+    space: SpaceOpt = SPACES[0]
     overwrite: OverwriteOpt = False
 
 

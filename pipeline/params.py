@@ -2,21 +2,26 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, SPACES
+
+#: The space of palette files and messages written before ``space`` existed: the seed's.
+LEGACY_SPACE = "rgb"
 
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed and method.
+    """What a user chose: palette size, sampling, seed, method and colour space.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
-    count for the seed example's random subsample. ``random`` ignores ``sample``.
+    count for the seed example's random subsample. ``random`` ignores ``sample``. ``space`` is
+    where k-means measures distance, for fitting and labelling alike (``rgb`` is the seed's).
     """
 
     k: int = 64
     sample: int | None = None
     seed: int = 0
     method: str = "kmeans"
+    space: str = SPACES[0]
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, int):
@@ -29,6 +34,8 @@ class QuantizeParams:
             raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
 
     @property
     def sample_label(self) -> str | int:
@@ -37,7 +44,13 @@ class QuantizeParams:
 
     def to_json(self) -> dict:
         """The parameters as they appear in messages and palette files."""
-        return {"k": self.k, "method": self.method, "sample": self.sample_label, "seed": self.seed}
+        return {
+            "k": self.k,
+            "method": self.method,
+            "sample": self.sample_label,
+            "seed": self.seed,
+            "space": self.space,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "QuantizeParams":
@@ -47,6 +60,7 @@ class QuantizeParams:
             sample=parse_sample(data["sample"]),
             seed=data["seed"],
             method=data["method"],
+            space=data.get("space", LEGACY_SPACE),
         )
 
 

@@ -17,7 +17,7 @@ from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
 from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, png_bytes, remove_stale_temps, write_pair_atomic
+from pipeline.save import json_bytes, png_bytes, write_pair_atomic
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -97,8 +97,6 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
     palette = json_bytes(document)  # encoded before anything is written: no PNG left alone
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(png_path, palette_path)  # one listing of the folder for both files
     write_pair_atomic((png_path, png), (palette_path, palette))
     return _result_from_palette(item, document, Status.DONE)
 

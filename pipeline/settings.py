@@ -46,6 +46,9 @@ MIN_COLORS, MAX_COLORS = 2, 256
 #: The methods a user can pick.
 METHODS = ("kmeans", "random")
 
+#: The colour spaces k-means can measure distance in; the first is the default.
+SPACES = ("oklab", "rgb")
+
 #: Suffix of the palette sidecar written next to every output PNG.
 PALETTE_SUFFIX = ".palette.json"
 
