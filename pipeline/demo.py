@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 
 from pipeline.batch import collect_items, run_batch
-from pipeline.compare import comparison_figure
+from pipeline.compare import comparison_figure, panels
 from pipeline.discover import resolve_roots
 from pipeline.ownership import OutputRefused, check_figure_target
-from pipeline.params import QuantizeParams
 
 #: The photos scikit-learn ships, which the seed example uses.
 DEMO_IMAGES = ("china.jpg", "flower.jpg")
@@ -23,8 +22,13 @@ def bundled_image_folder() -> Path:
     return Path(spec.origin).parent / "datasets" / "images"
 
 
+#: Output folder of each result the demo writes, by its panel in the figure (left to right).
+DEMO_FOLDERS = ("example", "default", "random")
+
+
 def run_demo(folder: Path, k: int, workers: int, on_result=None, overwrite: bool = False) -> dict:
-    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures.
+    """Copy the photos to ``folder/input``; write the example's result, colorquant's default
+    and the random codebook (each in its own folder); draw a four-panel figure per photo.
 
     Raises OutputRefused, before writing anything, when a file there is not the demo's own
     (unless ``overwrite``). A re-run skips the results that are up to date.
@@ -39,11 +43,11 @@ def run_demo(folder: Path, k: int, workers: int, on_result=None, overwrite: bool
         if not _same_bytes(bundled_image_folder() / name, inputs / name):
             shutil.copyfile(bundled_image_folder() / name, inputs / name)
     summaries = {}
-    for method in ("kmeans", "random"):
-        params = QuantizeParams(k=k, method=method)
-        out = folder / method
+    results = [panel.params for panel in panels(k, seed=0) if panel.params is not None]
+    for name, params in zip(DEMO_FOLDERS, results, strict=True):
+        out = folder / name
         items, ignored = collect_items(resolve_roots([inputs], out))
-        summaries[method] = run_batch(
+        summaries[name] = run_batch(
             items,
             out,
             params,
@@ -52,9 +56,7 @@ def run_demo(folder: Path, k: int, workers: int, on_result=None, overwrite: bool
             ignored=ignored,
             on_result=on_result,
         )
-    drawn = [
-        comparison_figure(inputs / name, figures[name], QuantizeParams(k=k)) for name in DEMO_IMAGES
-    ]
+    drawn = [comparison_figure(inputs / name, figures[name], k) for name in DEMO_IMAGES]
     return {"folder": folder, "summaries": summaries, "figures": drawn}
 
 

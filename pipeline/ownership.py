@@ -6,7 +6,7 @@ Two rules hold for every writer (``run``, ``submit`` and its workers, ``compare`
 - A file at an output path that colorquant did not make is never replaced without
   ``overwrite``. An image's outputs (the indexed image and every sidecar) are colorquant's when
   the palette JSON beside them names that image's output; a figure is colorquant's when it
-  carries :data:`FIGURE_MARKER`.
+  carries the panels' text chunk that ``compare`` writes into every PNG figure.
 
 Whether two paths are one file is asked of the file system (device and inode), never decided by
 comparing names, so hard links, symlinks and case-insensitive file systems (where ``A.png`` and
@@ -18,10 +18,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.discover import InputItem, InputRoot, InputWalk, output_paths
-
-#: Text chunk key and value written into every figure colorquant draws, so it knows its own.
-FIGURE_MARKER_KEY = "Software"
-FIGURE_MARKER = "colorquant compare"
 
 
 class OutputRefused(ValueError):
@@ -115,12 +111,14 @@ def not_ours_reason(path: Path) -> str:
 
 
 def is_our_figure(path: Path) -> bool:
-    """True when ``path`` is a figure colorquant drew (it carries FIGURE_MARKER)."""
+    """True when ``path`` is a figure colorquant drew (a PNG with the panels' text chunk)."""
     from PIL import Image
+
+    from pipeline.compare import PANELS_KEY
 
     try:
         with Image.open(path) as image:
-            return image.info.get(FIGURE_MARKER_KEY) == FIGURE_MARKER
+            return image.format == "PNG" and PANELS_KEY in image.info
     except Exception:  # unreadable, or not an image: not ours
         return False
 

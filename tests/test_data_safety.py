@@ -158,7 +158,7 @@ def test_demo_never_replaces_a_file_it_did_not_write(tmp_path, occupied):
     assert completed.returncode == 1
     assert str(mine) in one_error_line(completed)
     assert mine.read_bytes() == FOREIGN
-    assert not (folder / "kmeans").exists(), "refused before any work"
+    assert not (folder / "default").exists(), "refused before any work"
 
 
 def test_submit_refuses_an_output_that_is_an_input_before_any_broker(tmp_path):
