@@ -105,7 +105,8 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
-    """The palette JSON of design.md, in palette order, with metrics and provenance."""
+    """The palette JSON written beside each output: the colours in palette order, with metrics
+    and provenance."""
     total = int(result.counts.sum()) or 1
     colors = []
     for index, rgb in enumerate(result.palette.tolist()):
