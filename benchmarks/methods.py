@@ -63,8 +63,8 @@ def _colorquant(image: Image.Image, k: int, **settings) -> Image.Image:
     return quantize_image(image, QuantizeParams(k=k, **settings)).indexed
 
 
-#: colorquant without dithering (older versions have no ``dither`` setting and never dither).
-UNDITHERED = {"dither": 0.0} if "dither" in QuantizeParams.__dataclass_fields__ else {}
+#: colorquant without dithering.
+UNDITHERED = {"dither": 0.0}
 
 
 def colorquant(image: Image.Image, k: int) -> Image.Image:
