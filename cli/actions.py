@@ -66,6 +66,7 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
             seed=options.seed,
             method=options.method,
             space=options.space,
+            dither=options.dither,
             metrics=options.metrics,
         )
     except ValueError as exc:
