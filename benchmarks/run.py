@@ -363,11 +363,8 @@ def render_mix(data: dict) -> list[str]:
 
 
 def render_samples(data: dict) -> list[str]:
-    lines = table_head(
-        "## china.jpg and flower.jpg",
-        [],
-        "| K | method | china ms | china PSNR | flower ms | flower PSNR | time ratio to seed |",
-    )
+    header = "| K | method | china ms | china PSNR | flower ms | flower PSNR | time ratio to seed |"
+    lines = table_head("## china.jpg and flower.jpg", [], header)
     for k, table in data["samples"].items():
         seed_s = mean(r["s"] for r in table["seed"].values())
         for key, rows in table.items():
