@@ -231,3 +231,18 @@ def test_an_image_is_never_left_without_its_palette(tmp_path):
     with pytest.raises(OSError):
         write_pair_atomic((image, b"png"), (palette, b"{}"))
     assert not image.exists()
+
+
+def test_a_file_name_that_is_not_utf8_round_trips(tmp_path):
+    """``bad\\xffname.png`` gets its PNG and its palette JSON; the JSON names it exactly."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/bad\xffname.png"
+    small_png(Path(os.fsdecode(raw)))
+    completed = run_cli("run", folder, "-o", tmp_path / "out", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["done"] == 1
+    (palette,) = (tmp_path / "out").glob("*.palette.json")
+    document = json.loads(palette.read_bytes())
+    assert os.fsencode(document["source"]) == b"bad\xffname.png"
+    assert Path(tmp_path / "out", document["output"]).is_file()
