@@ -29,6 +29,7 @@ from cli.render import (
     plural,
     print_batch_report,
     print_failures,
+    print_interrupted_run,
     print_interrupted_watch,
     print_job_end,
     print_job_id,
@@ -139,16 +140,20 @@ def run_local(
     require_images(roots, paths)
     check_writable(out)
     items, ignored = collect_items(roots)
-    with ProgressDisplay("Quantizing", len(items)) as display:
-        summary = run_batch(
-            items,
-            out,
-            params,
-            workers=workers or cpu_count(),
-            overwrite=options.overwrite,
-            ignored=ignored,
-            on_result=display.count,
-        )
+    try:
+        with ProgressDisplay("Quantizing", len(items)) as display:
+            summary = run_batch(
+                items,
+                out,
+                params,
+                workers=workers or cpu_count(),
+                overwrite=options.overwrite,
+                ignored=ignored,
+                on_result=display.count,
+            )
+    except KeyboardInterrupt:
+        print_interrupted_run(display.outcomes, len(items))
+        return EXIT_INTERRUPTED
     return finish_batch(asdict(summary), out, as_json)
 
 
