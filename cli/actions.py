@@ -53,6 +53,7 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
             seed=options.seed,
             method=options.method,
             space=options.space,
+            metrics=options.metrics,
         )
     except ValueError as exc:
         raise usage_error(str(exc)) from None

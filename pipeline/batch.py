@@ -10,11 +10,12 @@ import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, InputRoot, InputWalk
 from pipeline.job import Status, new_job_id
+from pipeline.jobrecord import roots_of, write_record
 from pipeline.params import QuantizeParams
 from pipeline.process import FileResult, quantize_file
 from pipeline.save import remove_temps_in
@@ -70,6 +71,8 @@ def run_batch(
     summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
     started = time.perf_counter()
     pending = iter(items)
+    record = (out_root, summary.job, "run", roots_of(items), params.to_json())
+    write_record(*record)
     limit_threads_env()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
@@ -99,10 +102,14 @@ def run_batch(
                     if on_result:
                         on_result(result)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Ctrl-C or a broken pool: drop what has not started, let running images finish,
+            # then sweep, so no temp file is left in OUT.
+            pool.shutdown(wait=True, cancel_futures=True)
+            _sweep_temps(items, out_root)
             raise
     _sweep_temps(items, out_root)
     summary.elapsed_s = time.perf_counter() - started
+    write_record(*record, summary=asdict(summary))
     return summary
 
 
