@@ -15,7 +15,14 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    DEFAULT_DITHER,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 PathsArg = Annotated[
     list[Path],
@@ -64,6 +71,18 @@ SpaceOpt = Annotated[
         "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
     ),
 ]
+DitherOpt = Annotated[
+    float,
+    typer.Option(
+        "--dither",
+        metavar="LEVEL",
+        min=0.0,
+        max=1.0,
+        help="Error-diffusion dithering strength, 0–1: hides banding in skies and skin, mostly "
+        "in flat areas and gradients. [bold]0[/]: none, every pixel its nearest palette colour "
+        "(flat graphics, the example's recipe).",
+    ),
+]
 MetricsOpt = Annotated[
     str,
     typer.Option(
@@ -74,7 +93,18 @@ MetricsOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Redo outputs that already exist with these settings, and replace files at the "
+        "output paths that colorquant did not write.",
+    ),
+]
+OverwriteFileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace files at the output paths, even ones colorquant did not write."
+    ),
 ]
 JobsOpt = Annotated[
     int | None,
@@ -113,6 +143,7 @@ class QuantizeOptions:
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
+    dither: DitherOpt = DEFAULT_DITHER
     metrics: MetricsOpt = METRICS_LEVELS[0]
     overwrite: OverwriteOpt = False
 

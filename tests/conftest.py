@@ -3,20 +3,35 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 
-SAMPLE_PHOTOS = ("china.jpg", "flower.jpg")
+from harness.commands import colorquant_command, run_colorquant
+from harness.fixtures import session_redis, skip_or_fail
+from harness.images import SAMPLE_PHOTOS, sample_photo_path
+
+__all__ = ["colorquant_launcher", "sample_photo_path", "session_redis", "skip_or_fail"]
+
+#: The ``colorquant`` command of this environment (see harness/commands.py).
+colorquant_launcher = colorquant_command
+
+#: The database of the session's redis-server that tests of the job ledger use, emptied before
+#: each (the distributed tests' workers use database 0).
+LEDGER_DB = 5
 
 
-def sample_photo_path(name: str) -> Path:
-    from sklearn.datasets import __file__ as datasets_init
-
-    return Path(datasets_init).parent / "images" / name
+@pytest.fixture
+def ledger_url(session_redis) -> str:
+    """A Redis URL on an empty database of a real redis-server."""
+    url = session_redis.database_url(LEDGER_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -43,33 +58,11 @@ def photo_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip a test that lacks a tool or a privilege; under CI (``CI`` set) fail instead, since
-    the CI machine is set up to run everything (``.ci/run`` installs it)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set: this test must run there")
-    pytest.skip(reason)
-
-
-def colorquant_launcher() -> list[str]:
-    """The ``colorquant`` script of this interpreter's environment (the working tree, installed
-    editable), never whichever copy is first on PATH; else ``python -m cli``."""
-    script = Path(sys.executable).with_name("colorquant")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
-
-
 def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run the ``colorquant`` command as a person would, capturing its output."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("COLORQUANT_DEBUG", None)
-    return subprocess.run(
-        [*colorquant_launcher(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    return run_colorquant(*args, env=full_env, timeout=timeout)
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -79,3 +72,34 @@ def load_rgb(path: Path) -> np.ndarray:
 def psnr(reference: np.ndarray, result: np.ndarray) -> float:
     mse = np.mean((reference.astype(np.float64) - result.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def check_output_against_source(source: Path, output: Path, document: dict) -> None:
+    """Check an output against its source and its palette JSON from the files alone: every
+    pixel's colour is one of the palette's, each entry's count is its pixels, and the PSNR
+    recomputed against the upright source is the one recorded."""
+    from PIL import ImageOps
+
+    has_alpha = any("alpha" in colour for colour in document["colors"])
+    mode = "RGBA" if has_alpha else "RGB"
+    with Image.open(output) as image:
+        assert image.mode == "P", f"{output.name}: mode {image.mode}, not indexed"
+        indices = np.asarray(image)
+        pixels = np.asarray(image.convert(mode)).reshape(-1, len(mode))
+    entries = np.array(
+        [[*colour["rgb"], colour.get("alpha", 255)][: len(mode)] for colour in document["colors"]]
+    )
+    packed = pixels.astype(np.int64) @ (256 ** np.arange(len(mode)))
+    palette_packed = entries.astype(np.int64) @ (256 ** np.arange(len(mode)))
+    strays = np.unique(pixels[~np.isin(packed, palette_packed)], axis=0)
+    assert not len(strays), f"{output.name}: colours not in its palette JSON: {strays[:5]}"
+    counts = np.bincount(indices.ravel(), minlength=len(entries))
+    assert counts.tolist() == [colour["count"] for colour in document["colors"]], output.name
+    with Image.open(source) as original:
+        upright = np.asarray(ImageOps.exif_transpose(original).convert(mode))
+    recomputed = psnr(upright.reshape(-1, len(mode)), pixels)
+    recorded = document["metrics"]["psnr"]
+    if recorded is None:
+        assert recomputed == float("inf"), f"{output.name}: lossy but recorded as lossless"
+    else:
+        assert recorded == pytest.approx(recomputed, abs=1e-3), output.name

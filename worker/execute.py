@@ -98,6 +98,8 @@ def run_chunk(
     start = jobs.begin_chunk(job, chunk, [_source_of(row) for row in rows])
     if start.verdict != "go":
         outcome.counts[start.verdict] += len(rows)
+        if start.verdict == "cancelled":
+            _announce_cancel(job)
         return outcome
     todo = [
         row
@@ -106,7 +108,7 @@ def run_chunk(
     ]
     if len(todo) < len(rows):
         outcome.counts["finished"] += len(rows) - len(todo)  # counted by an earlier delivery
-    if start.deliveries == 1:
+    if start.first:
         _run_batched(jobs, settings, todo, chunk, outcome, final_try)
     else:
         _run_one_by_one(jobs, settings, todo, chunk, outcome, final_try)
@@ -137,7 +139,16 @@ def _record(jobs, job, pending, outcome, finished_chunk=None) -> bool:
     counted, cancelled = jobs.record_chunk(job, pending, finished_chunk)
     for result, now in zip(pending, counted, strict=False):
         outcome.counts[result.status if now else "finished"] += 1  # else another copy did
+        if now:
+            _log_failure(job, result)
+    if cancelled:
+        _announce_cancel(job)
     return cancelled
+
+
+def _log_failure(job: str, result: Outcome) -> None:
+    if result.status == Status.FAILED:
+        log.warning("job %s: %s failed: %s", job, result.source, result.error)
 
 
 def _quantize_row(settings: JobSettings, row, final_try: bool) -> Outcome | None:
@@ -159,12 +170,13 @@ def _quantize_row(settings: JobSettings, row, final_try: bool) -> Outcome | None
 
 def _run_one_by_one(jobs, settings, rows, chunk, outcome, final_try) -> None:
     """The careful path of a chunk delivered again: begin and record each image on its own."""
-    for row in rows:
+    for index, row in enumerate(rows):
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
             outcome.retry_rows.append(row)
         elif verdict == "cancelled":
-            outcome.counts["cancelled"] += 1
+            outcome.counts["cancelled"] += len(rows) - index
+            _announce_cancel(settings.job)
             return
         outcome.counts[verdict] += 1
     if not outcome.retry_rows:
@@ -176,6 +188,17 @@ def _source_of(row) -> str:
     if isinstance(row, list) and len(row) == 4 and isinstance(row[2], str):
         return row[2]
     return repr(row)[:200]
+
+
+#: Cancelled jobs this process has already said it drops, so a cancel is one log line per
+#: process, not one per message.
+_announced_cancels: set[str] = set()
+
+
+def _announce_cancel(job: str) -> None:
+    if job not in _announced_cancels:
+        _announced_cancels.add(job)
+        log.info("job %s is cancelled: dropping the rest of its images without a word", job)
 
 
 def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
@@ -193,7 +216,7 @@ def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
 
 
 def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
-    from pipeline.process import output_paths
+    from pipeline.discover import output_paths
 
     for output in {row[3] for row in rows if isinstance(row, list) and len(row) == 4}:
         try:
@@ -214,6 +237,7 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         if verdict == "poison":
             _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
             jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
+            log.warning("job %s: %s failed: %s", settings.job, item.source, POISON_REASON)
             return Status.FAILED
         if verdict != "go":
             return verdict
@@ -222,11 +246,14 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         jobs.forget_attempt(settings.job, item.source)
         return "retry"
     counted = jobs.record(settings.job, result.source, result.status, result.error, result.row)
-    return result.status if counted == "counted" else "finished"  # another copy counted it
+    if counted != "counted":
+        return "finished"  # another copy counted it
+    _log_failure(settings.job, result)
+    return result.status
 
 
 def _discard_temps_of(settings: JobSettings, item) -> None:
-    from pipeline.process import output_paths
+    from pipeline.discover import output_paths
 
     try:
         discard_temps(*output_paths(settings.out, item.output))

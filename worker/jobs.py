@@ -3,17 +3,19 @@
 Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as Lua needs):
 
 - ``colorquant:{J}:meta``      hash: settings (out, params, roots, overwrite), counters (total,
-  done, failed, skipped, ignored) and moments (created_at, started_at, finished_at); flags
-  ``enqueued`` (the submit published every message) and ``cancelled``.
+  done, failed, skipped, ignored, retrying, retried) and moments (created_at, started_at,
+  updated_at, retried_at, finished_at); flags ``enqueued`` (the submit published every
+  message) and ``cancelled``.
 - ``colorquant:{J}:items``     hash: source → its final status (done/skipped/failed), or
   ``retrying`` while ``colorquant retry`` runs it again. This is the idempotency marker: an item
   is counted once however often its message is delivered.
 - ``colorquant:{J}:failures``  hash: source → {"path", "error", "item"} (enough to retry it).
 - ``colorquant:{J}:attempts``  hash: source → deliveries begun but not finished, which catches an
   image that kills its worker process every time; and NUL + chunk id → deliveries of that chunk
-  begun. A chunk's first delivery is counted in batches (two script calls per chunk, not two
-  per image); a chunk delivered again is run image by image, so the image that killed the
-  first delivery is found and, after MAX_UNFINISHED_DELIVERIES more deaths, failed.
+  begun. A chunk's clean first delivery is counted in batches (a few script calls per chunk,
+  not two per image); a chunk delivered again, or holding an image some delivery began and
+  never finished, is run image by image, so the image that killed the first delivery is found
+  and, after MAX_UNFINISHED_DELIVERIES more deaths, failed.
 - ``colorquant:{J}:chunks``    hash: chunk id → its message rows, written before the message is
   published and deleted once every item of it has a final status. A message the broker lost
   (Redis restarted from an AOF that kept the pop but not the unacked copy) is sent again from
@@ -23,6 +25,7 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 
 Every transition is one Lua script (a ``.lua`` file beside this module), so two workers, a
 redelivery and a retry never race. Status reads one hash: constant time at any job size.
+docs/architecture.md describes the ledger, its scripts and what they guarantee.
 """
 
 import json
@@ -36,6 +39,7 @@ import redis
 from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.params import QuantizeParams
+from worker.presence import workers_alive
 from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, masked_url
 
 JOBS_INDEX = "colorquant:jobs"
@@ -104,11 +108,18 @@ class JobSettings:
 @dataclass(frozen=True)
 class ChunkStart:
     """The answer of ``begin_chunk``: ``verdict`` go/cancelled/unknown, the chunk's deliveries
-    begun (this one included), and each source's current status."""
+    begun (this one included), how many of its images have deliveries that began and never
+    finished, and each source's current status."""
 
     verdict: str
     deliveries: int
+    unfinished: int
     statuses: list
+
+    @property
+    def first(self) -> bool:
+        """A clean first delivery: nothing of it ever began before, so it may run batched."""
+        return self.deliveries == 1 and self.unfinished == 0
 
 
 @dataclass(frozen=True)
@@ -285,8 +296,8 @@ class JobStore:
             keys=[keys["meta"], keys["items"], keys["attempts"]],
             args=[chunk, time.time(), self.retention_s, *sources],
         )
-        statuses = [status or None for status in reply[2:]]
-        return ChunkStart(reply[0], int(reply[1]), statuses or [None] * len(sources))
+        statuses = [status or None for status in reply[3:]]
+        return ChunkStart(reply[0], int(reply[1]), int(reply[2]), statuses or [None] * len(sources))
 
     def record_chunk(
         self, job: str, outcomes: list[Outcome], finished_chunk: str | None = None
@@ -327,6 +338,10 @@ class JobStore:
             if len(shown) >= limit:
                 break
         return sorted(shown, key=lambda failure: failure["path"])
+
+    def workers_alive(self) -> int:
+        """Workers that sent a heartbeat lately (worker/presence.py)."""
+        return workers_alive(self.redis)
 
     def cancel(self, job: str) -> None:
         self.redis.hset(job_keys(job)["meta"], "cancelled", time.time())

@@ -5,14 +5,12 @@ the careful image-by-image path without counting anything twice."""
 import itertools
 
 import pytest
-from distributed_helpers import write_generated_images
 
+from harness.images import write_generated_images
 from pipeline.job import Status
 from pipeline.params import QuantizeParams
 from worker.execute import run_chunk
 from worker.jobs import JobStore, Outcome, job_keys
-
-pytestmark = pytest.mark.integration
 
 _jobs = (f"ledger{number}" for number in itertools.count())
 
@@ -35,14 +33,14 @@ def counts(store: JobStore, job: str) -> dict:
 
 
 @pytest.fixture
-def store(redis_server) -> JobStore:
-    return JobStore(redis_server.url, retention_s=600)
+def store(ledger_url) -> JobStore:
+    return JobStore(ledger_url, retention_s=600)
 
 
 def test_each_outcome_is_counted_once_however_often_it_is_reported(store):
     job = new_job(store, {"s0": [row("a.jpg"), row("b.jpg"), row("c.jpg")]})
     start = store.begin_chunk(job, "s0", ["a.jpg", "b.jpg", "c.jpg"])
-    assert (start.verdict, start.deliveries, start.statuses) == ("go", 1, [None] * 3)
+    assert (start.verdict, start.first, start.statuses) == ("go", True, [None] * 3)
 
     first = [Outcome("a.jpg", Status.DONE), Outcome("b.jpg", Status.FAILED, "bad", row("b.jpg"))]
     assert store.record_chunk(job, first) == ([True, True], False)
@@ -80,7 +78,7 @@ def test_a_cancel_is_reported_and_an_unknown_job_counts_nothing(store):
     assert not store.redis.exists(job_keys("no-such-job")["items"])
 
 
-def test_a_chunk_delivered_again_counts_nothing_twice(store, redis_server, tmp_path):
+def test_a_chunk_delivered_again_counts_nothing_twice(store, ledger_url, tmp_path):
     inputs = tmp_path / "in"
     write_generated_images(inputs, 3, size=(24, 32))
     rows = [row(f"gen-{index:03d}.png") for index in range(3)]
@@ -89,12 +87,22 @@ def test_a_chunk_delivered_again_counts_nothing_twice(store, redis_server, tmp_p
     store.add_items(job, 3, {"s0": rows}, [str(inputs)])
     store.seal(job, ignored=0)
 
-    first = run_chunk(job, rows, "s0", final_try=False, broker=redis_server.url)
+    first = run_chunk(job, rows, "s0", final_try=False, broker=ledger_url)
     assert first.counts == {"done": 3}
     assert counts(store, job)["done"] == 3
 
     store.add_chunks(job, {"s0": rows})  # as if the lost-message sweep had sent it again
-    second = run_chunk(job, rows, "s0", final_try=False, broker=redis_server.url)
+    second = run_chunk(job, rows, "s0", final_try=False, broker=ledger_url)
     assert second.counts == {"finished": 3}
     assert counts(store, job) == {"done": 3, "failed": 0, "skipped": 0, "retrying": 0}
     assert store.chunk_rows(job, "s0") is None
+
+
+def test_only_a_clean_first_delivery_runs_batched(store):
+    job = new_job(store, {"s0": [row("a.jpg")], "s1": [row("b.jpg")]})
+    assert store.begin_chunk(job, "s0", ["a.jpg"]).first
+    again = store.begin_chunk(job, "s0", ["a.jpg"])
+    assert (again.deliveries, again.first) == (2, False)
+    store.begin(job, "b.jpg")  # a careful delivery began this image and never reported
+    other = store.begin_chunk(job, "s1", ["b.jpg"])
+    assert (other.deliveries, other.unfinished, other.first) == (1, 1, False)
