@@ -102,7 +102,10 @@ def run_batch(
                     if on_result:
                         on_result(result)
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Ctrl-C or a broken pool: drop what has not started, let running images finish,
+            # then sweep, so no temp file is left in OUT.
+            pool.shutdown(wait=True, cancel_futures=True)
+            _sweep_temps(items, out_root)
             raise
     _sweep_temps(items, out_root)
     summary.elapsed_s = time.perf_counter() - started
