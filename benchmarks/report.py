@@ -34,6 +34,8 @@ PHOTO_SIZE = (640, 480)
 PER_FOLDER = 500
 
 RESULTS = Path(__file__).parent / "results" / "report.json"
+README = Path(__file__).parent / "README.md"
+SECTION = "## HTML report (from benchmarks/results/report.json)"
 
 
 def base_photos(folder: Path) -> list[tuple[Path, Path, dict]]:
@@ -128,6 +130,57 @@ def measure(count: int, workers: int) -> dict:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def render_section() -> list[str]:
+    """The README's section on the report, from the last measurement (for benchmarks.run too)."""
+    lines = [SECTION, ""]
+    if not RESULTS.exists():
+        return lines + ["Not measured yet: run `python -m benchmarks.report`.", ""]
+    data = json.loads(RESULTS.read_text())
+    lines += [
+        "| outputs | cold, 1 process | cold, all cores | warm (previews reused) | HTML | "
+        "previews (count, total) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in data["runs"]:
+        cold = [
+            key.removesuffix("_cpu_s") for key in run if key.startswith("cold_") and "_cpu_" in key
+        ]
+        cells = {key: f"{run[key + '_s']} s ({run[key + '_cpu_s']} s CPU)" for key in cold}
+        one = cells.pop("cold_1_process", "–")
+        many = next(iter(cells.values()), "–")
+        lines.append(
+            f"| {run['outputs']:,} | {one} | {many} | {run['warm_s']} s ({run['warm_cpu_s']} s CPU)"
+            f" | {run['html_bytes'] / 1e6:.2f} MB | {run['thumbnails']:,}, "
+            f"{run['thumbnail_bytes'] / 1e6:.0f} MB |"
+        )
+    lines += [
+        "",
+        f"Measured {data['measured_at']} on {data['machine']} by `python -m benchmarks.report`",
+        "(synthetic outputs: 640×480 JPEG originals and 64-colour PNG results). Two 256-pixel",
+        "JPEG previews per image; the page draws 100 rows at a time and its images load lazily,",
+        "so a browser fetches about 2 MB of previews per page whatever the folder's size.",
+        "Wall-clock times on this shared machine move with the neighbours' load; CPU seconds",
+        "(this process and its pool) are the steadier figure.",
+        "",
+    ]
+    return lines
+
+
+def update_readme() -> None:
+    """Replace (or add, before "How it is measured") this section of benchmarks/README.md."""
+    text = README.read_text()
+    section = "\n".join(render_section())
+    if SECTION in text:
+        start = text.index(SECTION)
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    else:
+        anchor = text.find("## How it is measured")
+        anchor = anchor if anchor != -1 else len(text)
+        text = text[:anchor] + section + "\n" + text[anchor:]
+    README.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 outputs only")
@@ -140,7 +193,8 @@ def main() -> None:
         "runs": [measure(count, workers) for count in sizes],
     }
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    update_readme()
+    print("\n".join(render_section()))
 
 
 if __name__ == "__main__":
