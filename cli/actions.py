@@ -53,6 +53,7 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
             seed=options.seed,
             method=options.method,
             space=options.space,
+            metrics=options.metrics,
         )
     except ValueError as exc:
         raise usage_error(str(exc)) from None
@@ -192,8 +193,8 @@ def retry_job(job: str, broker: str | None) -> int:
     return EXIT_OK
 
 
-def compare_image(image: Path, out: Path, k: int, seed: int) -> int:
-    """``compare``: the seed example's figure for one image."""
+def compare_image(image: Path, out: Path, k: int, seed: int, as_json: bool = False) -> int:
+    """``compare``: the four-panel figure for one image; its numbers on stdout with --json."""
     from pipeline.threads import limit_threads_env
 
     limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
@@ -208,17 +209,28 @@ def compare_image(image: Path, out: Path, k: int, seed: int) -> int:
     if out.suffix.lower() != ".png":
         raise usage_error(f"the figure is a PNG: name it .png, not {out.name}")
     try:
-        shown = comparison_figure(image, out, QuantizeParams(k=k, seed=seed))
+        shown = comparison_figure(image, out, k, seed)
     except ImageRejected as exc:
         print_error(f"{image}: {exc}")
         return EXIT_SOME_FAILED
     except OSError as exc:
         raise usage_error(f"cannot write {out}: {exc.strerror}") from None
-    err.print(
-        f"k-means {format_psnr(shown['kmeans_psnr'])}, random {format_psnr(shown['random_psnr'])}"
-    )
+    if as_json:
+        print_json(shown)
+        return EXIT_OK
+    for row in shown["panels"][1:]:
+        err.print(f"  {panel_summary(row)}")
     print(shown["figure"])
     return EXIT_OK
+
+
+def panel_summary(row: dict) -> str:
+    """One line per result panel: name, colours, PSNR, SSIMULACRA2."""
+    score = row["ssimulacra2"]
+    score = "n/a" if score is None else f"{score:.1f}"
+    return (
+        f"{row['name']}: {row['colors']} colours, {format_psnr(row['psnr'])}, SSIMULACRA2 {score}"
+    )
 
 
 def demo(out: Path, k: int, workers: int | None) -> int:
@@ -227,20 +239,19 @@ def demo(out: Path, k: int, workers: int | None) -> int:
 
     limit_threads_env()  # the figures are drawn here, in this process
     check_environment()
-    from pipeline.demo import run_demo
+    from pipeline.demo import DEMO_FOLDERS, DEMO_IMAGES, run_demo
 
     check_writable(out)
-    with ProgressDisplay("Demo", 4) as display:
+    with ProgressDisplay("Demo", len(DEMO_IMAGES) * len(DEMO_FOLDERS)) as display:
         result = run_demo(out, k, workers or cpu_count(), display.count)
     folder = result["folder"]
     err.print(f"[bold]Demo written to {folder}[/]")
-    for method, summary in result["summaries"].items():
-        err.print(f"  {method:7} {folder / method}/  ({summary.done} images + palettes)")
+    for name, summary in result["summaries"].items():
+        err.print(f"  {name:8} {folder / name}/  ({summary.done} images + palettes)")
     for figure in result["figures"]:
-        err.print(
-            f"  figure  {figure['figure']}  (k-means {format_psnr(figure['kmeans_psnr'])}, "
-            f"random {format_psnr(figure['random_psnr'])})"
-        )
+        err.print(f"  figure   {figure['figure']}")
+        for row in figure["panels"][1:]:
+            err.print(f"    {panel_summary(row)}")
     return EXIT_OK
 
 

@@ -94,9 +94,14 @@ def compare(
     out: Annotated[Path, typer.Option("-o", "--out", help="The figure to write (PNG).")],
     k: KOpt = 64,
     seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
 ):
-    """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
-    raise typer.Exit(actions.compare_image(image, out, k, seed))
+    """Draw four panels: original | the example's k-means (1,000 px, RGB) | colorquant's
+    default | random codebook, each titled with colours, PSNR and SSIMULACRA2.
+
+    With --json, print the numbers the figure shows as one JSON document.
+    """
+    raise typer.Exit(actions.compare_image(image, out, k, seed, as_json))
 
 
 @app.command()
@@ -109,7 +114,8 @@ def demo(
 ):
     """Run the seed example end to end on scikit-learn's bundled china.jpg and flower.jpg.
 
-    Writes the k-means and random-codebook results with their palettes, and a figure per photo.
+    Writes the example's result (1,000-pixel k-means in RGB), colorquant's default and the
+    random codebook, each with its palettes, and a four-panel figure per photo.
     """
     raise typer.Exit(actions.demo(out, k, jobs))
 

@@ -15,7 +15,7 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, SPACES
+from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
 
 PathsArg = Annotated[
     list[Path],
@@ -64,6 +64,15 @@ SpaceOpt = Annotated[
         "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
     ),
 ]
+MetricsOpt = Annotated[
+    str,
+    typer.Option(
+        "--metrics",
+        metavar="|".join(METRICS_LEVELS),
+        help="[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
+        "SSIMULACRA2 perceptual score (slower than the quantization itself).",
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
 ]
@@ -104,6 +113,7 @@ class QuantizeOptions:
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
+    metrics: MetricsOpt = METRICS_LEVELS[0]
     overwrite: OverwriteOpt = False
 
 

@@ -4,9 +4,8 @@ import shutil
 from pathlib import Path
 
 from pipeline.batch import collect_items, run_batch
-from pipeline.compare import comparison_figure
+from pipeline.compare import comparison_figure, panels
 from pipeline.discover import resolve_roots
-from pipeline.params import QuantizeParams
 
 #: The photos scikit-learn ships, which the seed example uses.
 DEMO_IMAGES = ("china.jpg", "flower.jpg")
@@ -20,18 +19,23 @@ def bundled_image_folder() -> Path:
     return Path(spec.origin).parent / "datasets" / "images"
 
 
+#: Output folder of each result the demo writes, by its panel in the figure (left to right).
+DEMO_FOLDERS = ("example", "default", "random")
+
+
 def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
-    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures."""
+    """Copy the photos to ``folder/input``; write the example's result, colorquant's default
+    and the random codebook (each in its own folder); draw a four-panel figure per photo."""
     inputs = folder / "input"
     inputs.mkdir(parents=True, exist_ok=True)
     for name in DEMO_IMAGES:
         shutil.copyfile(bundled_image_folder() / name, inputs / name)
     summaries = {}
-    for method in ("kmeans", "random"):
-        params = QuantizeParams(k=k, method=method)
-        out = folder / method
+    results = [panel.params for panel in panels(k, seed=0) if panel.params is not None]
+    for name, params in zip(DEMO_FOLDERS, results, strict=True):
+        out = folder / name
         items, ignored = collect_items(resolve_roots([inputs], out))
-        summaries[method] = run_batch(
+        summaries[name] = run_batch(
             items,
             out,
             params,
@@ -41,9 +45,7 @@ def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
             on_result=on_result,
         )
     figures = [
-        comparison_figure(
-            inputs / name, folder / f"{Path(name).stem}-compare.png", QuantizeParams(k=k)
-        )
+        comparison_figure(inputs / name, folder / f"{Path(name).stem}-compare.png", k)
         for name in DEMO_IMAGES
     ]
     return {"folder": folder, "summaries": summaries, "figures": figures}

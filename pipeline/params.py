@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS, SPACES
+from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
 
 #: The space of palette files and messages written before ``space`` existed: the seed's.
 LEGACY_SPACE = "rgb"
@@ -22,6 +22,7 @@ class QuantizeParams:
     seed: int = 0
     method: str = "kmeans"
     space: str = SPACES[0]
+    metrics: str = METRICS_LEVELS[0]
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, int):
@@ -36,6 +37,9 @@ class QuantizeParams:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.metrics not in METRICS_LEVELS:
+            levels = ", ".join(METRICS_LEVELS)
+            raise ValueError(f"metrics must be one of {levels}, got {self.metrics!r}")
 
     @property
     def sample_label(self) -> str | int:
@@ -50,6 +54,8 @@ class QuantizeParams:
             "sample": self.sample_label,
             "seed": self.seed,
             "space": self.space,
+            # Not "metrics": in a palette file that key holds the measured values.
+            "metrics_level": self.metrics,
         }
 
     @classmethod
@@ -61,6 +67,7 @@ class QuantizeParams:
             seed=data["seed"],
             method=data["method"],
             space=data.get("space", LEGACY_SPACE),
+            metrics=data.get("metrics_level", METRICS_LEVELS[0]),
         )
 
 

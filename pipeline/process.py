@@ -85,12 +85,14 @@ def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
 
 
 def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
+    from pipeline.metrics import ssimulacra2_score
     from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
 
     started = time.perf_counter()
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
     result = quantize_image(loaded.image, params)
+    score = ssimulacra2_score(loaded.image, result.indexed) if params.metrics == "full" else None
     started = time.perf_counter()
     png = png_bytes(result.indexed, loaded.icc_profile)
     write_atomic(png_path, png)
@@ -101,6 +103,7 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
         "label": round(result.timings_ms["label"] + result.timings_ms["reconstruct"], 2),
     }
     document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
+    document["metrics"]["ssimulacra2"] = None if score is None else round(score, 4)
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
     write_atomic(palette_path, json_bytes(document))
     return _result_from_palette(item, document, Status.DONE)
@@ -129,6 +132,7 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
         "metrics": {
             "mse": round(result.mse, 4),
             "psnr": None if result.psnr is None else round(result.psnr, 4),
+            "ssimulacra2": None,
             "colors_in": result.colors_in,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
