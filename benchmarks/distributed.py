@@ -269,10 +269,16 @@ def main() -> None:
                 results["workers"] = bench_scaling(work, url, env)
         finally:
             server.stop()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results = {**previous, **results}  # a partial run keeps the other figure
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    save_results(RESULTS, results)
+
+
+def save_results(path: Path, results: dict) -> None:
+    """Write ``results`` over the figures already in ``path`` (a partial run keeps the others),
+    and print them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    results = {**previous, **results}
+    path.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
 
 

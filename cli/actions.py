@@ -24,12 +24,19 @@ from cli.render import (
     format_psnr,
     plural,
     print_batch_report,
+    print_failures,
     print_job_end,
     print_jobs,
     print_status,
     stdout_console,
 )
 from pipeline.discover import InputError, resolve_roots
+from pipeline.ownership import (
+    OutputIsInput,
+    OutputRefused,
+    check_figure_target,
+    refuse_outputs_over_inputs,
+)
 from pipeline.params import QuantizeParams, parse_sample
 from pipeline.settings import max_pixels
 
@@ -60,14 +67,22 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
 
 
 def input_roots(paths: list[Path], out: Path):
+    """The PATHs as input roots, refused as a usage error when they cannot be used with OUT:
+    missing, overlapping, OUT inside an input folder, or an output path that is an input."""
     try:
-        return resolve_roots(paths, out)
+        roots = resolve_roots(paths, out)
+        refuse_outputs_over_inputs(roots, out)
     except InputError as exc:
         raise usage_error(str(exc)) from None
+    except OutputIsInput as exc:
+        raise usage_error(f"{exc}; nothing was written") from None
+    return roots
 
 
 def check_writable(out: Path) -> None:
     """Fail early, with one line, when OUT cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise usage_error(f"-o {out} is a file, not a folder; give a folder for the outputs")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -193,12 +208,14 @@ def retry_job(job: str, broker: str | None) -> int:
     return EXIT_OK
 
 
-def compare_image(image: Path, out: Path, k: int, seed: int, as_json: bool = False) -> int:
+def compare_image(
+    image: Path, out: Path, k: int, seed: int, overwrite: bool = False, as_json: bool = False
+) -> int:
     """``compare``: the four-panel figure for one image; its numbers on stdout with --json."""
     from pipeline.threads import limit_threads_env
 
     limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
-    from pipeline.compare import comparison_figure
+    from pipeline.compare import comparison_figure, figure_format
     from pipeline.load import ImageRejected
 
     check_environment()
@@ -206,8 +223,16 @@ def compare_image(image: Path, out: Path, k: int, seed: int, as_json: bool = Fal
         raise usage_error(f"{image} is a folder; compare takes one image")
     if not image.is_file():
         raise usage_error(f"{image}: no such file")
-    if out.suffix.lower() != ".png":
-        raise usage_error(f"the figure is a PNG: name it .png, not {out.name}")
+    try:
+        figure_format(out)
+        check_figure_target(out, image, overwrite)
+    except OutputIsInput as exc:
+        raise usage_error(f"{exc}; nothing was written") from None
+    except OutputRefused as exc:
+        print_error(str(exc))
+        return EXIT_SOME_FAILED
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
     try:
         shown = comparison_figure(image, out, k, seed)
     except ImageRejected as exc:
@@ -233,7 +258,7 @@ def panel_summary(row: dict) -> str:
     )
 
 
-def demo(out: Path, k: int, workers: int | None) -> int:
+def demo(out: Path, k: int, workers: int | None, overwrite: bool = False) -> int:
     """``demo``: the seed example end to end on scikit-learn's bundled photos."""
     from pipeline.threads import limit_threads_env
 
@@ -242,17 +267,24 @@ def demo(out: Path, k: int, workers: int | None) -> int:
     from pipeline.demo import DEMO_FOLDERS, DEMO_IMAGES, run_demo
 
     check_writable(out)
-    with ProgressDisplay("Demo", len(DEMO_IMAGES) * len(DEMO_FOLDERS)) as display:
-        result = run_demo(out, k, workers or cpu_count(), display.count)
+    try:
+        with ProgressDisplay("Demo", len(DEMO_IMAGES) * len(DEMO_FOLDERS)) as display:
+            result = run_demo(out, k, workers or cpu_count(), display.count, overwrite)
+    except OutputRefused as exc:
+        print_error(str(exc))
+        return EXIT_SOME_FAILED
     folder = result["folder"]
     err.print(f"[bold]Demo written to {folder}[/]")
     for name, summary in result["summaries"].items():
-        err.print(f"  {name:8} {folder / name}/  ({summary.done} images + palettes)")
+        made = summary.done + summary.skipped
+        err.print(f"  {name:8} {folder / name}/  ({made} images + palettes)")
+        print_failures(summary.failures, summary.failed)
     for figure in result["figures"]:
         err.print(f"  figure   {figure['figure']}")
         for row in figure["panels"][1:]:
             err.print(f"    {panel_summary(row)}")
-    return EXIT_OK
+    failed = any(summary.failed for summary in result["summaries"].values())
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def start_worker(concurrency: int | None, broker: str | None, loglevel: str) -> int:

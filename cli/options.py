@@ -74,7 +74,18 @@ MetricsOpt = Annotated[
     ),
 ]
 OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Redo outputs that already exist with these settings, and replace files at the "
+        "output paths that colorquant did not write.",
+    ),
+]
+OverwriteFileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace files at the output paths, even ones colorquant did not write."
+    ),
 ]
 JobsOpt = Annotated[
     int | None,

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from harness.commands import clean_env, run_colorquant
@@ -45,6 +46,20 @@ class Cluster:
 
     def queue_drained(self) -> bool:
         return queue_drained(self.redis.client())
+
+    @contextmanager
+    def consumers_paused(self):
+        """Inside the block the workers take no message (Celery's ``cancel_consumer``), so what
+        is submitted there stays queued; afterwards they consume again."""
+        from worker.app import make_app
+
+        control = make_app(self.redis.url).control
+        nodes = [worker.node for worker in self.workers]
+        control.cancel_consumer(QUEUE, destination=nodes, reply=True)
+        try:
+            yield
+        finally:
+            control.add_consumer(QUEUE, destination=nodes, reply=True)
 
 
 def queue_drained(client) -> bool:

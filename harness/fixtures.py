@@ -28,6 +28,17 @@ def new_redis_server(directory: Path, **options) -> RedisServer:
         skip_or_fail(str(missing))
 
 
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory):
+    """One redis-server without AOF for the whole session: for the distributed tests' workers,
+    and for tests that only need Redis (each on a database of its own)."""
+    server = new_redis_server(tmp_path_factory.mktemp("redis"), appendonly=False)
+    try:
+        yield server.start(timeout=20)
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def redis_factory(tmp_path: Path):
     """Start redis-servers (each in its own data dir, AOF on); all are stopped at teardown."""

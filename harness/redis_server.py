@@ -53,13 +53,17 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        return self.database_url(0)
+
+    def database_url(self, database: int) -> str:
+        """The URL of one of the server's numbered databases."""
         auth = f":{self.password}@" if self.password else ""
         if self.tls:
             return (
-                f"rediss://{auth}127.0.0.1:{self.port}/0"
+                f"rediss://{auth}127.0.0.1:{self.port}/{database}"
                 f"?ssl_cert_reqs=required&ssl_ca_certs={self.tls['ca']}"
             )
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"redis://{auth}127.0.0.1:{self.port}/{database}"
 
     def argv(self) -> list[str]:
         argv = [self.binary, "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", ""]

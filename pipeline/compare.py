@@ -16,7 +16,8 @@ from pipeline.load import load_image
 from pipeline.params import QuantizeParams
 from pipeline.save import write_atomic
 
-#: PNG text chunk of the figure that holds its panels as JSON.
+#: PNG text chunk of the figure that holds its panels as JSON (it also marks the figure as
+#: colorquant's, see pipeline.ownership).
 PANELS_KEY = "colorquant:panels"
 
 #: Pixels the example's k-means is fitted on (scikit-learn's example draws 1,000).
@@ -122,5 +123,28 @@ def _draw(shown: list[dict], figure_path: Path) -> list[str]:
     info.add_text(PANELS_KEY, json.dumps(drawn))
     figure.savefig(buffer, format="png", dpi=100, pil_kwargs={"pnginfo": info})
     plt.close(figure)
-    write_atomic(figure_path, buffer.getvalue())
+    write_atomic(figure_path, encode_figure(buffer.getvalue(), figure_path))
     return drawn
+
+
+def figure_format(figure_path: Path) -> str:
+    """The Pillow format a figure is written in, from its name; ValueError when none writes it."""
+    Image.init()
+    name = Image.registered_extensions().get(figure_path.suffix.lower())
+    if name is None or name not in Image.SAVE:
+        raise ValueError(
+            f"cannot write a figure named {figure_path.name}: name it .png, .jpg, .webp, "
+            ".tiff or another extension Pillow writes"
+        )
+    return name
+
+
+def encode_figure(png: bytes, figure_path: Path) -> bytes:
+    """The figure in the format its name asks for. Only PNG keeps the panels' text chunk, by
+    which colorquant knows its own figures (and may replace them without --overwrite)."""
+    name = figure_format(figure_path)
+    if name == "PNG":
+        return png
+    output = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(output, format=name)
+    return output.getvalue()

@@ -10,13 +10,14 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from pipeline.discover import InputItem, palette_path_for
+from pipeline.discover import InputItem, output_paths
 from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
+from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, png_bytes, write_atomic
+from pipeline.save import json_bytes, png_bytes, write_pair_atomic
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -56,8 +57,11 @@ def quantize_file(
         png_path, palette_path = output_paths(out_root, item.output)
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    previous = _existing_palette(palette_path, png_path)
-    if previous is not None and _same_work(previous, item, params, png_path):
+    previous = _read_palette(palette_path)
+    refused = _refused_output(item, (png_path, palette_path), previous, overwrite)
+    if refused:
+        return FileResult(item.source, item.output, Status.FAILED, refused)
+    if is_palette_of(previous, item.output) and _same_work(previous, item, params, png_path):
         made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
         if made_by_this_job:
             return _result_from_palette(item, previous, Status.DONE)
@@ -75,15 +79,6 @@ def quantize_file(
         return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
 
 
-def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
-    """The PNG and palette paths for an output name, refusing anything that leaves OUT."""
-    relative = PurePosixPath(output)
-    if relative.is_absolute() or ".." in relative.parts or not output.endswith(".png"):
-        raise ValueError(f"output path {output!r} leaves the output folder; nothing written")
-    root = Path(out_root)
-    return root / relative, root / palette_path_for(output)
-
-
 def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     from pipeline.metrics import ssimulacra2_score
     from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
@@ -95,7 +90,6 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     score = ssimulacra2_score(loaded.image, result.indexed) if params.metrics == "full" else None
     started = time.perf_counter()
     png = png_bytes(result.indexed, loaded.icc_profile)
-    write_atomic(png_path, png)
     timings = {
         "load": round(load_ms, 2),
         "sample": result.timings_ms["sample"],
@@ -105,12 +99,14 @@ def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
     document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
     document["metrics"]["ssimulacra2"] = None if score is None else round(score, 4)
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    write_atomic(palette_path, json_bytes(document))
+    palette = json_bytes(document)  # encoded before anything is written: no PNG left alone
+    write_pair_atomic((png_path, png), (palette_path, palette))
     return _result_from_palette(item, document, Status.DONE)
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
-    """The palette JSON of design.md, in palette order, with metrics and provenance."""
+    """The palette JSON written beside each output: the colours in palette order, with metrics
+    and provenance."""
     total = int(result.counts.sum()) or 1
     colors = []
     for index, rgb in enumerate(result.palette.tolist()):
@@ -124,10 +120,16 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
         if result.alphas is not None and result.alphas[index] < 255:
             entry["alpha"] = int(result.alphas[index])
         colors.append(entry)
+    settings = params.to_json()
+    width, height = result.indexed.size
     return {
         "source": item.source,
         "output": item.output,
-        **params.to_json(),
+        "k": settings.pop("k"),
+        "palette_size": len(colors),  # below k when the image has fewer colours
+        **settings,
+        "width": width,
+        "height": height,
         "colors": colors,
         "metrics": {
             "mse": round(result.mse, 4),
@@ -147,13 +149,22 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
     }
 
 
-def _existing_palette(palette_path: Path, png_path: Path) -> dict | None:
+def _read_palette(palette_path: Path) -> dict | None:
     try:
-        if not png_path.is_file():
-            return None
-        return json.loads(palette_path.read_bytes())
+        document = json.loads(palette_path.read_bytes())
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
+
+
+def _refused_output(item: InputItem, paths, previous: dict | None, overwrite: bool) -> str | None:
+    """Why the outputs of ``item`` must not be written, or None: an output that is this very
+    input is never replaced; a file colorquant did not make is replaced only with overwrite."""
+    for path in paths:
+        if same_file(path, item.path):
+            return f"the output {path} is this image itself; not replaced"
+    foreign = None if overwrite else foreign_output(paths, previous, item.output)
+    return not_ours_reason(foreign) if foreign else None
 
 
 def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:

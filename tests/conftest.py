@@ -7,16 +7,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 
 from harness.commands import colorquant_command, run_colorquant
-from harness.fixtures import skip_or_fail
+from harness.fixtures import session_redis, skip_or_fail
 from harness.images import SAMPLE_PHOTOS, sample_photo_path
 
-__all__ = ["colorquant_launcher", "sample_photo_path", "skip_or_fail"]
+__all__ = ["colorquant_launcher", "sample_photo_path", "session_redis", "skip_or_fail"]
 
 #: The ``colorquant`` command of this environment (see harness/commands.py).
 colorquant_launcher = colorquant_command
+
+#: The database of the session's redis-server that tests of the job ledger use, emptied before
+#: each (the distributed tests' workers use database 0).
+LEDGER_DB = 5
+
+
+@pytest.fixture
+def ledger_url(session_redis) -> str:
+    """A Redis URL on an empty database of a real redis-server."""
+    url = session_redis.database_url(LEDGER_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from harness.cluster import Cluster
-from harness.fixtures import new_redis_server
 from harness.images import sample_photo_path, write_generated_images
 from harness.workers import WorkerProcess
 
@@ -22,12 +21,8 @@ VISIBILITY_TIMEOUT_S = 10
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    server = new_redis_server(tmp_path_factory.mktemp("redis"), appendonly=False)
-    try:
-        yield server.start(timeout=20)
-    finally:
-        server.stop()
+def redis_server(session_redis):
+    return session_redis
 
 
 @pytest.fixture(scope="session")

@@ -147,18 +147,11 @@ def test_inspect_ping_answers_from_both_workers(cluster):
 def test_cancel_skips_what_is_left(cluster, tmp_path):
     """Workers stop consuming while the job is submitted and cancelled, so every image is still
     pending when the cancel lands; once they consume again they drop the job's messages."""
-    from worker.app import make_app
-
-    control = make_app(cluster.redis.url).control
     write_generated_images(tmp_path / "in", 12)
-    nodes = [worker.node for worker in cluster.workers]
-    control.cancel_consumer("colorquant", destination=nodes, reply=True)
-    try:
+    with cluster.consumers_paused():
         job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
         job = job.strip()
         cancelled = cluster.cli("cancel", job)
-    finally:
-        control.add_consumer("colorquant", destination=nodes, reply=True)
     assert cancelled.returncode == 0, cancelled.stderr
     wait_for(cluster.queue_drained, "the cancelled job's messages to be dropped")
     document = cluster.status(job)
@@ -418,17 +411,10 @@ def test_pickled_message_is_refused(cluster, tmp_path):
 def test_messages_lost_by_the_broker_are_sent_again(cluster, tmp_path):
     """Every message of a job vanishes from Redis (as after a crash that kept kombu's pops but not
     its unacked copies): the job's chunk ledger brings them back, and the job finishes exactly."""
-    from worker.app import make_app
-
-    control = make_app(cluster.redis.url).control
     write_generated_images(tmp_path / "in", 4)
-    nodes = [worker.node for worker in cluster.workers]
-    control.cancel_consumer("colorquant", destination=nodes, reply=True)
-    try:
+    with cluster.consumers_paused():
         job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
         assert cluster.redis.client().delete("colorquant") == 1
-    finally:
-        control.add_consumer("colorquant", destination=nodes, reply=True)
     final = cluster.wait_until_final(job.strip())
     assert (final["state"], final["done"], final["total"], final["failed"]) == ("done", 4, 4, 0)
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
