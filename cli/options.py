@@ -15,7 +15,14 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    DEFAULT_DITHER,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 PathsArg = Annotated[
     list[Path],
@@ -62,6 +69,18 @@ SpaceOpt = Annotated[
         metavar="|".join(SPACES),
         help="Colour space k-means measures distance in, to fit and to label: "
         "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+    ),
+]
+DitherOpt = Annotated[
+    float,
+    typer.Option(
+        "--dither",
+        metavar="LEVEL",
+        min=0.0,
+        max=1.0,
+        help="Error-diffusion dithering strength, 0–1: hides banding in skies and skin, mostly "
+        "in flat areas and gradients. [bold]0[/]: none, every pixel its nearest palette colour "
+        "(flat graphics, the example's recipe).",
     ),
 ]
 MetricsOpt = Annotated[
@@ -124,6 +143,7 @@ class QuantizeOptions:
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
+    dither: DitherOpt = DEFAULT_DITHER
     metrics: MetricsOpt = METRICS_LEVELS[0]
     overwrite: OverwriteOpt = False
 

@@ -2,7 +2,14 @@
 
 from dataclasses import dataclass
 
-from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    DEFAULT_DITHER,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 #: The space of palette files and messages written before ``space`` existed: the seed's.
 LEGACY_SPACE = "rgb"
@@ -10,7 +17,8 @@ LEGACY_SPACE = "rgb"
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed, method and colour space.
+    """What a user chose: palette size, sampling, seed, method, colour space and
+    dithering strength.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
     count for the seed example's random subsample. ``random`` ignores ``sample``. ``space`` is
@@ -22,6 +30,7 @@ class QuantizeParams:
     seed: int = 0
     method: str = "kmeans"
     space: str = SPACES[0]
+    dither: float = DEFAULT_DITHER
     metrics: str = METRICS_LEVELS[0]
 
     def __post_init__(self):
@@ -37,6 +46,7 @@ class QuantizeParams:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        object.__setattr__(self, "dither", parse_dither(self.dither))
         if self.metrics not in METRICS_LEVELS:
             levels = ", ".join(METRICS_LEVELS)
             raise ValueError(f"metrics must be one of {levels}, got {self.metrics!r}")
@@ -54,6 +64,7 @@ class QuantizeParams:
             "sample": self.sample_label,
             "seed": self.seed,
             "space": self.space,
+            "dither": self.dither,
             # Not "metrics": in a palette file that key holds the measured values.
             "metrics_level": self.metrics,
         }
@@ -67,6 +78,7 @@ class QuantizeParams:
             seed=data["seed"],
             method=data["method"],
             space=data.get("space", LEGACY_SPACE),
+            dither=data.get("dither", 0.0),  # files from before dithering were undithered
             metrics=data.get("metrics_level", METRICS_LEVELS[0]),
         )
 
@@ -82,3 +94,14 @@ def parse_sample(value) -> int | None:
     if count < 1:
         raise ValueError(f"--sample must be 'all' or a positive pixel count, got {value!r}")
     return count
+
+
+def parse_dither(value) -> float:
+    """A dithering strength from 0 to 1 (as number or text) → float; ValueError otherwise."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= level <= 1.0:
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}")
+    return level
