@@ -15,14 +15,17 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import (
-    DEFAULT_DITHER,
-    MAX_COLORS,
-    METHODS,
-    METRICS_LEVELS,
-    MIN_COLORS,
-    SPACES,
-)
+from pipeline.params import QuantizeParams
+from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
+
+#: The defaults of every quantization option, defined once by the parameters themselves.
+DEFAULTS = QuantizeParams()
+
+
+def choice_option(flag: str, choices: tuple[str, ...], help: str):
+    """A text option taking one of ``choices``, shown as ``a|b|c`` in ``--help``."""
+    return Annotated[str, typer.Option(flag, metavar="|".join(choices), help=help)]
+
 
 PathsArg = Annotated[
     list[Path],
@@ -53,24 +56,18 @@ SampleOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
-MethodOpt = Annotated[
-    str,
-    typer.Option(
-        "--method",
-        metavar="|".join(METHODS),
-        help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
-        "(the example's baseline; ignores --sample).",
-    ),
-]
-SpaceOpt = Annotated[
-    str,
-    typer.Option(
-        "--space",
-        metavar="|".join(SPACES),
-        help="Colour space k-means measures distance in, to fit and to label: "
-        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
-    ),
-]
+MethodOpt = choice_option(
+    "--method",
+    METHODS,
+    "[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
+    "(the example's baseline; ignores --sample).",
+)
+SpaceOpt = choice_option(
+    "--space",
+    SPACES,
+    "Colour space k-means measures distance in, to fit and to label: "
+    "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+)
 DitherOpt = Annotated[
     float,
     typer.Option(
@@ -83,15 +80,12 @@ DitherOpt = Annotated[
         "(flat graphics, the example's recipe).",
     ),
 ]
-MetricsOpt = Annotated[
-    str,
-    typer.Option(
-        "--metrics",
-        metavar="|".join(METRICS_LEVELS),
-        help="[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
-        "SSIMULACRA2 perceptual score (slower than the quantization itself).",
-    ),
-]
+MetricsOpt = choice_option(
+    "--metrics",
+    METRICS_LEVELS,
+    "[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
+    "SSIMULACRA2 perceptual score (slower than the quantization itself).",
+)
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
@@ -138,13 +132,13 @@ class QuantizeOptions:
     the option's default.
     """
 
-    k: KOpt = 64
+    k: KOpt = DEFAULTS.k
     sample: SampleOpt = "all"
-    seed: SeedOpt = 0
-    method: MethodOpt = "kmeans"
-    space: SpaceOpt = SPACES[0]
-    dither: DitherOpt = DEFAULT_DITHER
-    metrics: MetricsOpt = METRICS_LEVELS[0]
+    seed: SeedOpt = DEFAULTS.seed
+    method: MethodOpt = DEFAULTS.method
+    space: SpaceOpt = DEFAULTS.space
+    dither: DitherOpt = DEFAULTS.dither
+    metrics: MetricsOpt = DEFAULTS.metrics
     overwrite: OverwriteOpt = False
 
 
