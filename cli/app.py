@@ -206,8 +206,8 @@ def report(
             "-o",
             "--output",
             metavar="REPORT.html",
-            help="The page to write; its previews go to a folder beside it (REPORT_files/). "
-            "[default: OUT/report.html]",
+            help="The page to write (default: OUT/report.html); its previews go to a folder "
+            "beside it (REPORT_files/).",
             show_default=False,
         ),
     ] = None,
