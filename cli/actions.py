@@ -5,7 +5,7 @@ so the commands that do not quantize never load them.
 """
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from cli.documents import batch_report, print_json
@@ -30,8 +30,8 @@ from cli.render import (
     stdout_console,
 )
 from pipeline.discover import InputError, resolve_roots
-from pipeline.params import QuantizeParams, parse_sample
-from pipeline.settings import max_pixels
+from pipeline.params import QuantizeParams, parse_exports, parse_sample
+from pipeline.settings import PER_IMAGE, SHARED, max_pixels
 
 
 def check_environment() -> None:
@@ -47,11 +47,35 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
     try:
         # The random codebook draws K pixels whatever --sample says; record what was done.
         drawn = "all" if options.method == "random" else options.sample
-        return QuantizeParams(
-            k=options.k, sample=parse_sample(drawn), seed=options.seed, method=options.method
+        params = QuantizeParams(
+            k=options.k,
+            sample=parse_sample(drawn),
+            seed=options.seed,
+            method=options.method,
+            format=options.format.strip().lower(),
+            exports=parse_exports(options.export),
         )
+        return with_palette_source(params, options.palette)
     except ValueError as exc:
         raise usage_error(str(exc)) from None
+
+
+def with_palette_source(params: QuantizeParams, choice: str) -> QuantizeParams:
+    """``params`` with the palette source of ``--palette``: per-image, shared, or a FILE read
+    now, so that a bad file stops the command before any image is touched."""
+    if choice == PER_IMAGE:
+        return params
+    if choice == SHARED:
+        if params.method != "kmeans" or params.sample is not None:
+            raise ValueError(
+                "--palette shared fits k-means on the colours of every pixel; "
+                "it takes neither --method random nor --sample N"
+            )
+        return replace(params, palette=SHARED)
+    from pipeline.palette_files import read_palette_file
+
+    colors = read_palette_file(Path(choice))  # PaletteFileError is a ValueError
+    return replace(params, palette=choice).with_colors(colors)
 
 
 def input_roots(paths: list[Path], out: Path):
@@ -91,6 +115,8 @@ def run_local(
     roots = input_roots(paths, out)
     check_writable(out)
     items, ignored = collect_items(roots)
+    if params.shared:
+        return run_shared_local(items, ignored, out, params, options, workers, as_json)
     with ProgressDisplay("Quantizing", len(items)) as display:
         summary = run_batch(
             items,
@@ -99,6 +125,31 @@ def run_local(
             workers=workers or cpu_count(),
             overwrite=options.overwrite,
             ignored=ignored,
+            on_result=display.count,
+        )
+    return finish_batch(asdict(summary), out, as_json)
+
+
+def run_shared_local(items, ignored, out, params, options, workers, as_json) -> int:
+    """``run --palette shared``: count every image, fit one palette, then label with it."""
+    from pipeline.batch import new_job_id
+    from pipeline.shared import check_shared_target, run_shared
+
+    try:
+        check_shared_target(out, params, options.overwrite)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+    # One bar over both passes: counting every image, then labelling every image.
+    with ProgressDisplay("Counting, then quantizing", 2 * len(items)) as display:
+        summary = run_shared(
+            items,
+            out,
+            params,
+            workers=workers or cpu_count(),
+            job=new_job_id(),
+            overwrite=options.overwrite,
+            ignored=ignored,
+            on_counted=display.count,
             on_result=display.count,
         )
     return finish_batch(asdict(summary), out, as_json)

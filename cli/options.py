@@ -15,7 +15,7 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import EXPORT_FORMATS, IMAGE_FORMATS, MAX_COLORS, METHODS, MIN_COLORS
 
 PathsArg = Annotated[
     list[Path],
@@ -53,6 +53,36 @@ MethodOpt = Annotated[
         metavar="|".join(METHODS),
         help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
         "(the example's baseline; ignores --sample).",
+    ),
+]
+PaletteOpt = Annotated[
+    str,
+    typer.Option(
+        "--palette",
+        metavar="per-image|shared|FILE",
+        help="Where the palette comes from: [bold]per-image[/] (each image fits its own), "
+        "[bold]shared[/] (one palette fitted on the colours of every image, written as "
+        "OUT/palette.json), or a palette FILE (.gpl, .act, .ase, or a colorquant .json) "
+        "applied as it is, with no fit.",
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        metavar="|".join(IMAGE_FORMATS),
+        help="Output image format: indexed [bold]png[/], lossless [bold]webp[/] (palette "
+        "mode, usually smaller), or [bold]gif[/] (one transparent colour, no partial alpha).",
+    ),
+]
+ExportOpt = Annotated[
+    str,
+    typer.Option(
+        "--export",
+        metavar=",".join(EXPORT_FORMATS),
+        help="Also write each palette as GIMP .gpl, Adobe .act / .ase, or CSS custom "
+        "properties, beside its palette JSON (comma-separated).",
+        show_default=False,
     ),
 ]
 OverwriteOpt = Annotated[
@@ -94,6 +124,9 @@ class QuantizeOptions:
     sample: SampleOpt = "all"
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
+    palette: PaletteOpt = "per-image"
+    format: FormatOpt = "png"
+    export: ExportOpt = ""
     overwrite: OverwriteOpt = False
 
 

@@ -10,13 +10,16 @@ import os
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from pipeline.discover import InputItem, palette_path_for
+from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
+from pipeline.outputs import OutputFiles, encode_image, export_files
+from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, png_bytes, remove_stale_temps, write_atomic
+from pipeline.save import json_bytes, remove_stale_temps, write_atomic
+from pipeline.settings import SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -53,18 +56,22 @@ def quantize_file(
     if item.error:
         return FileResult(item.source, item.output, Status.FAILED, item.error)
     try:
-        png_path, palette_path = output_paths(out_root, item.output)
+        files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    previous = _existing_palette(palette_path, png_path)
-    if previous is not None and _same_work(previous, item, params, png_path):
-        made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
-        if made_by_this_job:
-            return _result_from_palette(item, previous, Status.DONE)
-        if not overwrite:
-            return _result_from_palette(item, previous, Status.SKIPPED)
     try:
-        return _quantize_and_save(item, png_path, palette_path, params, job)
+        previous = _existing_palette(files.palette, files.image)
+        if previous is not None and _same_work(previous, item, params, files.image):
+            made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
+            missing = files.missing_exports()
+            if missing and not overwrite:  # the image is current: only the new exports are due
+                _write_exports(files, document_colors(previous), missing)
+                return _result_from_palette(item, previous, Status.DONE)
+            if made_by_this_job:
+                return _result_from_palette(item, previous, Status.DONE)
+            if not overwrite:
+                return _result_from_palette(item, previous, Status.SKIPPED)
+        return _quantize_and_save(item, files, params, job)
     except ImageRejected as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
     except OSError as exc:
@@ -77,35 +84,46 @@ def quantize_file(
 
 def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
     """The PNG and palette paths for an output name, refusing anything that leaves OUT."""
-    relative = PurePosixPath(output)
-    if relative.is_absolute() or ".." in relative.parts or not output.endswith(".png"):
-        raise ValueError(f"output path {output!r} leaves the output folder; nothing written")
-    root = Path(out_root)
-    return root / relative, root / palette_path_for(output)
+    files = OutputFiles.of(out_root, output)
+    return files.image, files.palette
 
 
-def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
-    from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
+def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
+    import numpy as np  # numpy/sklearn only where pixels are touched
+
+    from pipeline.quantize import label_image, quantize_image
 
     started = time.perf_counter()
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
-    result = quantize_image(loaded.image, params)
+    if params.colors is not None:  # a palette file's, or the job's shared one: no fit
+        result = label_image(loaded.image, np.array(params.colors, dtype=np.uint8))
+    else:
+        result = quantize_image(loaded.image, params)
     started = time.perf_counter()
-    png = png_bytes(result.indexed, loaded.icc_profile)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(png_path, palette_path)  # one listing of the folder for both files
-    write_atomic(png_path, png, clear_stale=False)
+    encoded = encode_image(result.indexed, params.format, loaded.icc_profile)
+    files.image.parent.mkdir(parents=True, exist_ok=True)
+    # One listing of the folder for every file of this image.
+    remove_stale_temps(*files.every_path())
+    write_atomic(files.image, encoded, clear_stale=False)
+    _write_exports(files, result.colors, files.kinds)
     timings = {
         "load": round(load_ms, 2),
         "sample": result.timings_ms["sample"],
         "fit": result.timings_ms["fit"],
         "label": round(result.timings_ms["label"] + result.timings_ms["reconstruct"], 2),
     }
-    document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
+    document = palette_document(item, params, result, loaded.bytes_in, len(encoded), job, timings)
+    document["output"] = files.output
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    write_atomic(palette_path, json_bytes(document), clear_stale=False)
+    write_atomic(files.palette, json_bytes(document), clear_stale=False)
     return _result_from_palette(item, document, Status.DONE)
+
+
+def _write_exports(files: OutputFiles, colors, kinds) -> None:
+    """Write the palette files ``kinds`` beside an image, each atomically."""
+    for path, data in export_files(files, colors, kinds).items():
+        write_atomic(path, data, clear_stale=False)
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
@@ -126,7 +144,8 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
     return {
         "source": item.source,
         "output": item.output,
-        **params.to_json(),
+        **params.to_json(with_colors=False),
+        **({"palette_file": SHARED_PALETTE_NAME} if params.shared else {}),
         "colors": colors,
         "metrics": {
             "mse": round(result.mse, 4),
@@ -165,17 +184,30 @@ def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path
         return (
             unchanged
             and previous.get("source") == item.source
-            and QuantizeParams.from_json(previous) == params
+            and QuantizeParams.from_json(previous).image_work() == params.image_work()
+            and (params.colors is None or _same_colors(previous, params.colors))
         )
     except (KeyError, TypeError, ValueError, OSError):
         return False
+
+
+def _same_colors(previous: dict, given) -> bool:
+    """True when an output's palette is the given one (give or take the one transparent entry
+    labelling adds for an image with transparency)."""
+
+    def opaque(rows):
+        return sorted(
+            tuple(row) + (255,) * (4 - len(row)) for row in rows if len(row) == 3 or row[3]
+        )
+
+    return opaque(document_colors(previous).tolist()) == opaque(given)
 
 
 def _result_from_palette(item: InputItem, document: dict, status: Status) -> FileResult:
     metrics = document.get("metrics", {})
     return FileResult(
         item.source,
-        item.output,
+        document.get("output", item.output),
         status,
         psnr=metrics.get("psnr"),
         mse=metrics.get("mse"),
