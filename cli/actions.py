@@ -54,6 +54,7 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
             method=options.method,
             format=options.format.strip().lower(),
             exports=parse_exports(options.export),
+            space=options.space,
         )
         return with_palette_source(params, options.palette)
     except ValueError as exc:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import actions
+from cli import actions, observe
 from cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, print_error
 from cli.options import (
     BrokerOpt,
@@ -165,6 +165,52 @@ def worker(
     can start before Redis does.
     """
     raise typer.Exit(actions.start_worker(concurrency, broker, loglevel))
+
+
+@app.command()
+def report(
+    out: Annotated[
+        Path, typer.Argument(help="An output folder of run or submit.", show_default=False)
+    ],
+    page: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            metavar="REPORT.html",
+            help="The page to write; its previews go to a folder beside it (REPORT_files/). "
+            "[default: OUT/report.html]",
+            show_default=False,
+        ),
+    ] = None,
+    job: Annotated[
+        str | None,
+        typer.Option("--job", help="A submitted job: read its counts and failures from Redis."),
+    ] = None,
+    broker: BrokerOpt = None,
+    jobs: JobsOpt = None,
+):
+    """Write one self-contained HTML page about OUT: each original beside its result, palette,
+    PSNR, sizes, and the failures, worst first. Previews made earlier are reused."""
+    raise typer.Exit(observe.write_report(out, page, job, broker, jobs))
+
+
+@app.command()
+def exporter(
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", min=1, max=65535, envvar="COLORQUANT_EXPORTER_PORT", help="Port to serve."
+        ),
+    ] = 9808,
+    host: Annotated[
+        str, typer.Option("--host", envvar="COLORQUANT_EXPORTER_HOST", help="Address to bind.")
+    ] = "0.0.0.0",
+    broker: BrokerOpt = None,
+):
+    """Serve Prometheus metrics at http://HOST:PORT/metrics: per job the images done, failed,
+    skipped and pending, the rate and the state; the queue depth; the workers alive."""
+    raise typer.Exit(observe.serve_exporter(port, host, broker))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import EXPORT_FORMATS, IMAGE_FORMATS, MAX_COLORS, METHODS, MIN_COLORS
+from pipeline.settings import EXPORT_FORMATS, IMAGE_FORMATS, MAX_COLORS, METHODS, MIN_COLORS, SPACES
 
 PathsArg = Annotated[
     list[Path],
@@ -85,6 +85,15 @@ ExportOpt = Annotated[
         show_default=False,
     ),
 ]
+SpaceOpt = Annotated[
+    str,
+    typer.Option(
+        "--space",
+        metavar="|".join(SPACES),
+        help="Colour space k-means measures distance in, to fit and to label: "
+        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+    ),
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
 ]
@@ -124,6 +133,7 @@ class QuantizeOptions:
     sample: SampleOpt = "all"
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
+    space: SpaceOpt = SPACES[0]
     palette: PaletteOpt = "per-image"
     format: FormatOpt = "png"
     export: ExportOpt = ""

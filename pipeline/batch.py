@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, InputRoot, InputWalk
 from pipeline.job import Status, new_job_id
+from pipeline.jobrecord import roots_of, write_record
 from pipeline.params import QuantizeParams
 from pipeline.process import FileResult, quantize_file
 from pipeline.save import remove_temps_in
@@ -75,16 +76,25 @@ def run_batch(
     """
     summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
     started = time.perf_counter()
+    record = (out_root, summary.job, "run", roots_of(items), params.to_json())
+    write_record(*record)
     quantize = functools.partial(
         quantize_file, out_root=str(out_root), params=params, job=summary.job, overwrite=overwrite
     )
-    with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
-        for result in bounded_map(running, workers, quantize, items):
-            summary.add(result)
-            if on_result:
-                on_result(result)
+    try:
+        with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
+            for result in bounded_map(running, workers, quantize, items):
+                summary.add(result)
+                if on_result:
+                    on_result(result)
+    except BaseException:
+        # Ctrl-C or a broken pool: the pool has let running images finish; sweep, so no temp
+        # file is left in OUT.
+        _sweep_temps(items, out_root)
+        raise
     _sweep_temps(items, out_root)
     summary.elapsed_s = time.perf_counter() - started
+    write_record(*record, summary=asdict(summary))
     return summary
 
 
@@ -97,7 +107,8 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         try:
             yield pool
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Drop what has not started and let running images finish (they write whole files).
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
 
 

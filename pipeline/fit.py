@@ -21,6 +21,8 @@ import numpy as np
 from pipeline.histogram import ColorHistogram
 from pipeline.label import augment, fold_table, nearest
 from pipeline.pixels import PixelSource, pack, unpack
+from pipeline.settings import SPACES
+from pipeline.space import from_working, to_working
 
 #: Bits per channel of the histogram levels the fit climbs through, coarse to fine. The last
 #: one is the histogram's own (fine) resolution.
@@ -55,15 +57,14 @@ RELAX = 1.8
 #: ties all its colours to one cluster, which costs most when clusters are small (large K).
 DISTINCT_FROM_K, DISTINCT_ITERATIONS = 128, 5
 
+#: Final Lloyd steps on the exact distinct colours with their exact counts, when known.
+EXACT_ITERATIONS = 8
+
 #: Above this many distinct colours the distinct-colour steps are skipped (big photos).
 MAX_DISTINCT_POINTS = 400_000
 
 #: Lloyd assignments work on coordinates rounded to 1/GRID of a level.
 GRID = 8
-
-
-#: Colour spaces in which palettes are fitted and pixels labelled.
-SPACES = ("rgb",)
 
 
 def check_space(space: str) -> str:
@@ -73,7 +74,7 @@ def check_space(space: str) -> str:
     return space
 
 
-def fit_palette(counts, n_colors: int, *, space: str = "rgb", seed: int = 0) -> np.ndarray:
+def fit_palette(counts, n_colors: int, *, space: str = SPACES[0], seed: int = 0) -> np.ndarray:
     """The palette fitted on colour counts: (n, channels) uint8, n ≤ ``n_colors``.
 
     ``counts`` is a :class:`pipeline.counts.ColorCounts` (or a histogram, which offers the
@@ -85,7 +86,7 @@ def fit_palette(counts, n_colors: int, *, space: str = "rgb", seed: int = 0) -> 
     if counts.distinct_count <= opaque_colors:
         raw = counts.colors()
     else:
-        raw = round_centres(fit_histogram(counts, opaque_colors, seed))
+        raw = round_centres(fit_histogram(counts, opaque_colors, seed, space), space)
     return finish_palette(raw, counts.transparent_count, counts.transparent_sum)
 
 
@@ -105,9 +106,10 @@ def finish_palette(raw: np.ndarray, transparent_count: int, transparent_sum) -> 
     return palette
 
 
-def round_centres(centres: np.ndarray) -> np.ndarray:
-    """Float centres (0–255 scale) → uint8 palette colours."""
-    return np.clip(np.rint(centres), 0, 255).astype(np.uint8)
+def round_centres(centres: np.ndarray, space: str = "rgb") -> np.ndarray:
+    """Float centres (working coordinates of ``space``) → uint8 sRGB(A) palette colours,
+    rounded and clipped to the gamut."""
+    return np.clip(np.rint(from_working(centres, space)), 0, 255).astype(np.uint8)
 
 
 def _unique_rows(palette: np.ndarray) -> np.ndarray:
@@ -116,8 +118,18 @@ def _unique_rows(palette: np.ndarray) -> np.ndarray:
     return palette[np.sort(first)]
 
 
-def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.ndarray:
-    """Palette centres (float, 0–255) from the weighted colour histogram."""
+def fit_histogram(
+    histogram: ColorHistogram,
+    n_colors: int,
+    seed: int,
+    space: str = "rgb",
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Palette centres (working coordinates of ``space``) from the weighted colour histogram.
+
+    ``exact``, the image's distinct colours ((n, channels) uint8) with their pixel counts, lets
+    the last Lloyd steps run on the exact data instead of on bins (see EXACT_ITERATIONS).
+    """
     from sklearn.cluster import kmeans_plusplus
 
     levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
@@ -125,7 +137,7 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
     from_colours = n_colors >= COLOUR_MEANS_FROM_K
     points = {}
     for bits in levels:
-        points[bits] = histogram.points(bits, from_colours)
+        points[bits] = _in_space(histogram.points(bits, from_colours), space)
         if len(points[bits][0]) >= SEED_POINTS_PER_CLUSTER * n_colors:
             break
     seed_bits = bits
@@ -140,7 +152,9 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
         if bits < seed_bits:
             continue
         last = bits == levels[-1]
-        level_points, level_weights = points.get(bits) or histogram.points(bits, from_colours)
+        level_points, level_weights = points.get(bits) or _in_space(
+            histogram.points(bits, from_colours), space
+        )
         centres = weighted_lloyd(
             level_points,
             level_weights,
@@ -148,18 +162,31 @@ def fit_histogram(histogram: ColorHistogram, n_colors: int, seed: int) -> np.nda
             fine_steps if last and bits > seed_bits else COARSE_ITERATIONS,
             TOLERANCE if last else COARSE_TOLERANCE,
         )
+    if exact is not None:
+        colors, counts = exact
+        return weighted_lloyd(
+            to_working(colors, space), counts.astype(np.float64), centres, EXACT_ITERATIONS
+        )
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
         distinct = histogram.distinct_points()
         if distinct is not None:
+            distinct = _in_space(distinct, space)
             centres = weighted_lloyd(*distinct, centres, DISTINCT_ITERATIONS, TOLERANCE)
     return centres
 
 
-def fit_distinct(colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int) -> np.ndarray:
-    """Palette centres from exact distinct colours with their counts (small-colour images)."""
+def _in_space(points_and_weights, space: str):
+    points, weights = points_and_weights
+    return to_working(points, space), weights
+
+
+def fit_distinct(
+    colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int, space: str = "rgb"
+) -> np.ndarray:
+    """Palette centres (working coordinates) from exact distinct colours with their counts."""
     from sklearn.cluster import kmeans_plusplus
 
-    points = colors.astype(np.float64)
+    points = to_working(colors, space)
     weights = counts.astype(np.float64)
     centres, _ = kmeans_plusplus(points, n_colors, sample_weight=weights, random_state=seed)
     return weighted_lloyd(points, weights, centres, COARSE_ITERATIONS + FINE_ITERATIONS)
@@ -238,18 +265,21 @@ def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:
     return shuffle(np.arange(n_pixels), random_state=seed, n_samples=min(n_samples, n_pixels))
 
 
-def fit_sample(source: PixelSource, n_colors: int, n_samples: int, seed: int) -> np.ndarray:
-    """The seed's fit: ``KMeans(n_clusters, random_state=seed)`` on N pixels scaled to [0, 1]."""
+def fit_sample(
+    source: PixelSource, n_colors: int, n_samples: int, seed: int, space: str = "rgb"
+) -> np.ndarray:
+    """The seed's fit: ``KMeans(n_clusters, random_state=seed)`` on N pixels scaled to [0, 1]
+    (in ``rgb``, exactly the example's; in another space, its working coordinates / 255)."""
     from sklearn.cluster import KMeans
 
     pixels = unpack(source.all_pixels(), source.channels)
-    drawn = pixels[sample_indices(len(pixels), n_samples, seed)] / 255.0
+    drawn = to_working(pixels[sample_indices(len(pixels), n_samples, seed)], space) / 255.0
     n_fit = min(n_colors, len(np.unique(drawn, axis=0)))
     model = KMeans(n_clusters=n_fit, random_state=seed).fit(drawn)
     return model.cluster_centers_ * 255.0
 
 
-def fit_random(source: PixelSource, n_colors: int, seed: int) -> np.ndarray:
-    """The seed's baseline: K pixels drawn at random form the codebook."""
+def fit_random(source: PixelSource, n_colors: int, seed: int, space: str = "rgb") -> np.ndarray:
+    """The seed's baseline: K pixels drawn at random form the codebook (working coordinates)."""
     pixels = unpack(source.all_pixels(), source.channels)
-    return pixels[sample_indices(len(pixels), n_colors, seed)].astype(np.float64)
+    return to_working(pixels[sample_indices(len(pixels), n_colors, seed)], space)

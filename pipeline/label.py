@@ -17,6 +17,7 @@ pixel is then a single lookup (:func:`fill_color_table`).
 import numpy as np
 
 from pipeline.pixels import unpack
+from pipeline.space import to_working
 
 #: Entries of the (K × block) distance matrix per block: 2 MB of float64 stays in cache.
 BLOCK_ENTRIES = 1 << 18
@@ -89,8 +90,9 @@ class Labeler:
             for start in range(0, len(palette), group)
         ]
 
-    def __call__(self, packed: np.ndarray) -> np.ndarray:
-        """Palette index of each packed colour (uint8 array of the same length)."""
+    def __call__(self, packed: np.ndarray, distinct: bool = False) -> np.ndarray:
+        """Palette index of each packed colour (uint8 array of the same length); ``distinct``
+        is accepted for symmetry with :class:`SpaceLabeler` (each colour costs the same here)."""
         colors = unpack(np.asarray(packed, dtype=np.uint32), self.channels)
         labels = np.empty(len(colors), dtype=np.uint8)
         step = 1 << 16
@@ -111,19 +113,52 @@ class Labeler:
         return best
 
 
+class SpaceLabeler:
+    """Nearest palette colour of packed colours in a space's working coordinates (Oklab).
+
+    Oklab coordinates are not integers, so the exact-integer trick of :class:`Labeler` does not
+    apply: distances ``|c|² − 2·x·c`` are formed in float64 and the lowest wins (the lowest index
+    among exact ties). Each distinct colour is converted and compared once.
+    """
+
+    def __init__(self, palette: np.ndarray, space: str):
+        palette = np.asarray(palette)
+        self.palette = palette.astype(np.int64)
+        self.channels = palette.shape[1]
+        self.space = space
+        centres = to_working(self.palette, space)
+        self._product = -2.0 * centres.T  # (channels, K)
+        self._norms = np.einsum("ij,ij->i", centres, centres)
+
+    def __call__(self, packed: np.ndarray, distinct: bool = False) -> np.ndarray:
+        """Palette index of each packed colour (uint8); ``distinct`` says the colours are
+        already distinct, which saves finding the distinct ones."""
+        packed = np.asarray(packed, dtype=np.uint32)
+        if not distinct:
+            unique, inverse = np.unique(packed, return_inverse=True)
+            return self(unique, distinct=True)[inverse]
+        labels = np.empty(len(packed), dtype=np.uint8)
+        step = max(256, BLOCK_ENTRIES // max(1, len(self._norms)))
+        for start in range(0, len(packed), step):
+            part = slice(start, start + step)
+            points = to_working(unpack(packed[part], self.channels), self.space)
+            labels[part] = (points @ self._product + self._norms).argmin(axis=1)
+        return labels
+
+
+def make_labeler(palette: np.ndarray, space: str):
+    """The exact labeler of ``space``: integer-exact :class:`Labeler` for ``rgb``,
+    :class:`SpaceLabeler` otherwise. Both map packed colours to palette indices."""
+    return Labeler(palette) if space == "rgb" else SpaceLabeler(palette, space)
+
+
 def fill_color_table(labeler: Labeler, distinct: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Write the exact label of each distinct packed RGB colour into ``table`` (2^24 uint8).
 
     Entries of colours not listed keep whatever they held. Returns ``table``.
     """
-    table[distinct] = labeler(distinct)
+    table[distinct] = labeler(distinct, distinct=True)
     return table
-
-
-def brute_force_labels(colors: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Reference labelling: argmin over every palette colour. For tests and small inputs."""
-    diff = colors.astype(np.int64)[:, None, :] - palette.astype(np.int64)[None, :, :]
-    return (diff * diff).sum(axis=2).argmin(axis=1)
 
 
 def squared_error(packed: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> int:

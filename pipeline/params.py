@@ -10,16 +10,21 @@ from pipeline.settings import (
     MIN_COLORS,
     PER_IMAGE,
     SHARED,
+    SPACES,
 )
+
+#: The space of palette files and messages written before ``space`` existed: the seed's.
+LEGACY_SPACE = "rgb"
 
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed and method, where the palette comes
-    from, and what is written.
+    """What a user chose: palette size, sampling, seed, method and colour space, where the
+    palette comes from, and what is written.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
-    count for the seed example's random subsample. ``random`` ignores ``sample``.
+    count for the seed example's random subsample. ``random`` ignores ``sample``. ``space`` is
+    where k-means measures distance, for fitting and labelling alike (``rgb`` is the seed's).
 
     ``palette`` is ``per-image`` (each image fits its own), ``shared`` (one palette fitted on
     the merged colour counts of the whole job) or the name of a palette file. ``colors`` is the
@@ -32,6 +37,7 @@ class QuantizeParams:
     sample: int | None = None
     seed: int = 0
     method: str = "kmeans"
+    space: str = SPACES[0]
     palette: str = PER_IMAGE
     colors: tuple[tuple[int, ...], ...] | None = None
     format: str = "png"
@@ -48,6 +54,8 @@ class QuantizeParams:
             raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
         if not isinstance(self.palette, str) or not self.palette:
             raise ValueError(f"palette must be per-image, shared or a file, got {self.palette!r}")
         if self.palette == PER_IMAGE and self.colors is not None:
@@ -94,6 +102,7 @@ class QuantizeParams:
             "method": self.method,
             "sample": self.sample_label,
             "seed": self.seed,
+            "space": self.space,
             "palette": self.palette,
             "format": self.format,
             "exports": list(self.exports),
@@ -113,6 +122,7 @@ class QuantizeParams:
                 sample=parse_sample(data["sample"]),
                 seed=data["seed"],
                 method=data["method"],
+                space=data.get("space", LEGACY_SPACE),
                 palette=data.get("palette", PER_IMAGE),
                 colors=None if colors is None else tuple(tuple(row) for row in colors),
                 format=data.get("format", "png"),

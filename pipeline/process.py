@@ -18,7 +18,7 @@ from pipeline.load import ImageRejected, load_image
 from pipeline.outputs import OutputFiles, encode_image, export_files
 from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, remove_stale_temps, write_atomic
+from pipeline.save import json_bytes, write_atomic
 from pipeline.settings import SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
@@ -97,15 +97,14 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
     if params.colors is not None:  # a palette file's, or the job's shared one: no fit
-        result = label_image(loaded.image, np.array(params.colors, dtype=np.uint8))
+        result = label_image(
+            loaded.image, np.array(params.colors, dtype=np.uint8), space=params.space
+        )
     else:
         result = quantize_image(loaded.image, params)
     started = time.perf_counter()
     encoded = encode_image(result.indexed, params.format, loaded.icc_profile)
-    files.image.parent.mkdir(parents=True, exist_ok=True)
-    # One listing of the folder for every file of this image.
-    remove_stale_temps(*files.every_path())
-    write_atomic(files.image, encoded, clear_stale=False)
+    write_atomic(files.image, encoded)
     _write_exports(files, result.colors, files.kinds)
     timings = {
         "load": round(load_ms, 2),
@@ -116,14 +115,14 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     document = palette_document(item, params, result, loaded.bytes_in, len(encoded), job, timings)
     document["output"] = files.output
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    write_atomic(files.palette, json_bytes(document), clear_stale=False)
+    write_atomic(files.palette, json_bytes(document))
     return _result_from_palette(item, document, Status.DONE)
 
 
 def _write_exports(files: OutputFiles, colors, kinds) -> None:
     """Write the palette files ``kinds`` beside an image, each atomically."""
     for path, data in export_files(files, colors, kinds).items():
-        write_atomic(path, data, clear_stale=False)
+        write_atomic(path, data)
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:

@@ -23,10 +23,10 @@ from pipeline.fit import (
     round_centres,
 )
 from pipeline.histogram import ColorHistogram, build_histogram
-from pipeline.label import Labeler, fill_color_table, squared_error
+from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
-from pipeline.settings import STRIP_PIXELS
+from pipeline.settings import SPACES, STRIP_PIXELS
 
 
 @dataclass
@@ -62,11 +62,11 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
     timer.lap("fit")
-    return _labelled(source, histogram, palette, timer)
+    return _labelled(source, histogram, palette, timer, params.space)
 
 
 def label_image(
-    image: Image.Image, palette: np.ndarray, *, space: str = "rgb", dither: float = 0.0
+    image: Image.Image, palette: np.ndarray, *, space: str = SPACES[0], dither: float = 0.0
 ) -> QuantizedImage:
     """Map every pixel of ``image`` to the given palette ((n, 3) or (n, 4) uint8, n ≤ 256).
 
@@ -88,7 +88,7 @@ def label_image(
     timer.lap("sample")
     palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
     timer.laps["fit"] = 0.0  # nothing fitted: the palette was given
-    return _labelled(source, histogram, palette, timer)
+    return _labelled(source, histogram, palette, timer, space)
 
 
 def _palette_for(palette: np.ndarray, channels: int, has_clear_pixels: bool) -> np.ndarray:
@@ -105,8 +105,10 @@ def _palette_for(palette: np.ndarray, channels: int, has_clear_pixels: bool) -> 
     return palette
 
 
-def _labelled(source: PixelSource, histogram: ColorHistogram, palette, timer) -> QuantizedImage:
-    labels, counts, error = _label_all(source, histogram, palette)
+def _labelled(
+    source: PixelSource, histogram: ColorHistogram, palette, timer, space: str
+) -> QuantizedImage:
+    labels, counts, error = _label_all(source, histogram, palette, space)
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
     indexed = _indexed_image(labels, source.image.size, palette[:, :3], alphas)
@@ -126,27 +128,37 @@ def _choose_palette(
 ) -> np.ndarray:
     """The integer palette (n, channels), n ≤ k, duplicates removed, transparent entry last."""
     n_colors = params.k - (1 if histogram.transparent_count else 0)
+    space, seed = params.space, params.seed
     if histogram.has_distinct and histogram.distinct_count <= n_colors:
         raw = histogram.colors()
     elif params.method == "random":
-        raw = round_centres(fit_random(source, n_colors, params.seed))
+        raw = round_centres(fit_random(source, n_colors, seed, space), space)
     elif params.sample is not None:
-        raw = round_centres(fit_sample(source, n_colors, params.sample, params.seed))
+        raw = round_centres(fit_sample(source, n_colors, params.sample, seed, space), space)
     else:
-        raw = round_centres(_fit_all_pixels(source, histogram, n_colors, params.seed))
+        raw = round_centres(_fit_all_pixels(source, histogram, n_colors, seed, space), space)
     return finish_palette(raw, histogram.transparent_count, histogram.transparent_sum)
 
 
-def _fit_all_pixels(source, histogram, n_colors, seed):
+def _fit_all_pixels(source, histogram, n_colors, seed, space):
     occupied = np.count_nonzero(histogram.counts)
     if occupied >= 4 * n_colors or not histogram.has_distinct:
-        return fit_histogram(histogram, n_colors, seed)
+        exact = None
+        if source.count <= EXACT_COUNTS_MAX_PIXELS and histogram.has_distinct:
+            colors, counts = _distinct_with_counts(source)
+            exact = unpack(colors, source.channels), counts
+        return fit_histogram(histogram, n_colors, seed, space, exact)
     colors, counts = _distinct_with_counts(source)
-    return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed)
+    return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed, space)
+
+
+#: Up to this many pixels, the fit ends on the exact distinct colours with their exact counts
+#: (one sort of the pixels); beyond it, on the histogram's bins.
+EXACT_COUNTS_MAX_PIXELS = 1 << 22
 
 
 def _distinct_with_counts(source: PixelSource):
-    """Exact distinct colours and counts; only used when an image has few of them."""
+    """Exact distinct colours and their pixel counts (one sort of the packed pixels)."""
     parts = []
     for strip in source.strips():
         if source.channels == 4:
@@ -155,13 +167,13 @@ def _distinct_with_counts(source: PixelSource):
     return np.unique(np.concatenate(parts), return_counts=True)
 
 
-def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray):
+def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarray, space: str):
     """Label every pixel; return labels (uint8, flat), per-entry counts and the squared error."""
     channels = source.channels
     has_clear = channels == 4 and histogram.transparent_count > 0 and palette[-1, 3] == 0
     opaque_palette = palette[:-1] if has_clear else palette
-    labeler = Labeler(opaque_palette)
-    table = _color_table(histogram, labeler) if channels == 3 else None
+    labeler = make_labeler(opaque_palette, space)
+    table = _color_table(histogram, labeler, space) if channels == 3 else None
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
@@ -192,14 +204,15 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
 _COST_PRODUCT, _COST_ROW, _COST_LOOKUP = 0.4, 3.0, 1.5
 
 
-def _color_table(histogram: ColorHistogram, labeler: Labeler) -> np.ndarray | None:
+def _color_table(histogram: ColorHistogram, labeler, space: str) -> np.ndarray | None:
     """The 2^24 label table over the image's distinct colours, when that is cheaper than
-    labelling every pixel with the matrix product (it is, unless the image is small)."""
+    labelling every pixel with the matrix product (it is, unless the image is small; in a
+    space other than RGB, each pixel would first have to be converted, so it always is)."""
     pixels, k = int(histogram.counts.sum()), len(labeler.palette)
     per_colour = k * _COST_PRODUCT + _COST_ROW
     direct = pixels * per_colour
     tabled = histogram.distinct_count * per_colour + pixels * _COST_LOOKUP
-    if histogram.present is None or direct <= tabled:
+    if histogram.present is None or (space == "rgb" and direct <= tabled):
         return None
     distinct = histogram.distinct  # listed (and cached) before the table is reused for labels
     return fill_color_table(labeler, distinct, histogram.present)

@@ -1,83 +1,174 @@
 """Stage 6, save: write the indexed PNG and its palette JSON atomically.
 
 Each file is written to a temp file in the destination folder and then renamed over the final
-name, so a reader sees either no file or a whole one. Temp names carry a marker, so a later
-writer of the same output removes what a killed writer left behind.
+name, so a reader sees either no file or a whole one.
+
+The temp file of an output has one fixed name (:func:`temp_path`), so the next writer of that
+output finds what a killed writer left directly, without listing the folder: listing per image
+would make a run over a crowded folder quadratic. A writer holds an exclusive ``flock`` on its
+temp file while it writes; the kernel drops the lock when the process dies, however it dies. So
+a temp file nobody holds a lock on is a dead writer's, and is reused or removed; one that is
+locked belongs to a live writer of the same output (a task delivered twice), and the next writer
+waits for it. Temp files of other names (from older versions) are removed by a sweep of each
+output folder once per run or job (:func:`remove_temps_in`).
 """
 
+import errno
+import fcntl
 import io
 import json
 import os
-import tempfile
+import time
 from pathlib import Path
 
 from PIL import Image
 
 from pipeline.settings import PNG_COMPRESS_LEVEL, TEMP_MARKER
 
+#: Suffix after TEMP_MARKER of the one temp name of each output.
+TEMP_SUFFIX = "partial"
 
-def temp_prefix(final: Path) -> str:
-    return f".{final.name}{TEMP_MARKER}"
+#: Seconds a writer waits for a live writer of the same output to finish before it gives up
+#: with a transient error (retried later): writing one file takes milliseconds.
+LOCK_PATIENCE_S = 30.0
+
+#: Seconds between two tries of a lock another writer holds.
+LOCK_POLL_S = 0.01
+
+#: Attempts at claiming or renaming a temp file that others keep taking away.
+WRITE_ATTEMPTS = 20
 
 
-def remove_stale_temps(*finals: Path) -> int:
-    """Delete temp files earlier, interrupted writers of ``finals`` (all in one folder) left;
-    return how many. One listing of the folder serves every name."""
-    prefixes = tuple(temp_prefix(final) for final in finals)
-    return _remove_matching(finals[0].parent, lambda name: name.startswith(prefixes))
+def temp_path(final: Path) -> Path:
+    """The temp file every writer of ``final`` uses, hidden, in the same folder."""
+    return final.with_name(f".{final.name}{TEMP_MARKER}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    return name.startswith(".") and TEMP_MARKER in name
+
+
+def discard_temps(*finals: Path) -> int:
+    """Remove what dead writers of ``finals`` left (no listing); return how many files."""
+    return sum(_remove_if_dead(temp_path(final)) for final in finals)
 
 
 def remove_temps_in(folder: Path) -> int:
-    """Delete every colorquant temp file in ``folder`` (when no writer is running there)."""
-    return _remove_matching(folder, lambda name: name.startswith(".") and TEMP_MARKER in name)
-
-
-def _remove_matching(folder: Path, matches) -> int:
-    removed = 0
+    """Remove every colorquant temp file in ``folder`` that no live writer holds; one listing
+    of the folder. Return how many were removed."""
     try:
-        entries = list(os.scandir(folder))
+        entries = [entry.path for entry in os.scandir(folder) if is_temp_name(entry.name)]
     except (FileNotFoundError, NotADirectoryError):
         return 0
-    for entry in entries:
-        if matches(entry.name):
-            try:
-                os.unlink(entry.path)
-                removed += 1
-            except FileNotFoundError:
-                pass  # another cleaner got there first
-    return removed
+    return sum(_remove_if_dead(Path(path)) for path in entries)
 
 
-def write_atomic(final: Path, data: bytes, *, clear_stale: bool = True) -> None:
-    """Write ``data`` to ``final`` so that no reader ever sees a partial file.
+class FolderSweeper:
+    """Sweeps each folder once per job, in one process (see :func:`remove_temps_in`)."""
 
-    ``clear_stale`` first removes temps a killed writer of ``final`` left (pass False when the
-    caller already did, since it lists the whole folder).
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if clear_stale:
-        remove_stale_temps(final)
+    #: Folders remembered at most; past it the memory starts afresh (a sweep more, no harm).
+    REMEMBERED = 100_000
+
+    def __init__(self):
+        self.swept: set[tuple[str, str]] = set()
+
+    def sweep(self, job: str, folder: Path) -> None:
+        key = (job, str(folder))
+        if key in self.swept:
+            return
+        if len(self.swept) >= self.REMEMBERED:
+            self.swept.clear()
+        self.swept.add(key)
+        remove_temps_in(folder)
+
+
+def _remove_if_dead(temp: Path) -> bool:
     try:
-        _write_and_rename(final, data)
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone already, or not ours to open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False  # a live writer holds it
+    try:
+        if not _is_at(fd, temp):
+            return False
+        os.unlink(temp)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """True when the open file ``fd`` is still the file at ``path`` (not renamed or replaced)."""
+    try:
+        here = os.stat(path, follow_symlinks=False)
     except FileNotFoundError:
-        if not final.parent.is_dir():
-            raise
-        # Our temp was taken for a dead writer's and removed by another cleaner: write again.
-        _write_and_rename(final, data)
+        return False
+    opened = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _write_and_rename(final: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(prefix=temp_prefix(final), dir=final.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(temp, 0o644)
-        os.replace(temp, final)
-    except BaseException:
+def write_atomic(final: Path, data: bytes) -> None:
+    """Write ``data`` to ``final`` so that no reader ever sees a partial file."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path(final)
+    for _ in range(WRITE_ATTEMPTS):
+        fd = claim_temp(temp)
         try:
-            os.unlink(temp)
+            _write_and_rename(fd, temp, final, data)
+            return
         except FileNotFoundError:
-            pass
+            if not final.parent.is_dir():
+                raise
+            # A sweep took our temp between the claim and the rename: write again.
+        finally:
+            os.close(fd)
+    raise OSError(errno.EAGAIN, f"could not write {final.name}: its temp file kept vanishing")
+
+
+def claim_temp(temp: Path) -> int:
+    """Open and lock ``temp`` (created if missing, a dead writer's reused); return the fd."""
+    deadline = time.monotonic() + LOCK_PATIENCE_S
+    for _ in range(WRITE_ATTEMPTS):
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        try:
+            _lock(fd, deadline)
+            if _is_at(fd, temp):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # renamed or removed while we waited: claim the new one
+    raise OSError(errno.EAGAIN, f"could not claim the temp file {temp.name}")
+
+
+def _lock(fd: int, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise OSError(errno.EAGAIN, "another writer of this output is still busy") from None
+            time.sleep(LOCK_POLL_S)
+
+
+def _write_and_rename(fd: int, temp: Path, final: Path, data: bytes) -> None:
+    try:
+        os.ftruncate(fd, 0)  # a dead writer's half file, when we took over its temp
+        os.fchmod(fd, 0o644)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.replace(temp, final)
+    except FileNotFoundError:
+        raise
+    except BaseException:
+        if _is_at(fd, temp):
+            os.unlink(temp)  # we hold the lock: nobody else writes it
         raise
 
 

@@ -46,6 +46,9 @@ MIN_COLORS, MAX_COLORS = 2, 256
 #: The methods a user can pick.
 METHODS = ("kmeans", "random")
 
+#: The colour spaces k-means can measure distance in; the first is the default.
+SPACES = ("oklab", "rgb")
+
 #: Image formats ``--format`` accepts; the first is the default.
 IMAGE_FORMATS = ("png", "webp", "gif")
 

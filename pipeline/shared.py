@@ -64,7 +64,7 @@ def fit_shared(merged, params: QuantizeParams):
     """The shared palette of merged counts: (n, 3|4) uint8."""
     from pipeline.fit import fit_palette
 
-    return fit_palette(merged, params.k, seed=params.seed)
+    return fit_palette(merged, params.k, space=params.space, seed=params.seed)
 
 
 def shared_paths(out_root: str | Path, exports=()) -> list[Path]:

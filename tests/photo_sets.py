@@ -40,7 +40,7 @@ def output_colors(path: Path) -> set[tuple[int, ...]]:
     return {tuple(row) for row in np.unique(pixels, axis=0).tolist()}
 
 
-def expected_shared_palette(folder: Path, k: int, seed: int = 0) -> np.ndarray:
+def expected_shared_palette(folder: Path, k: int, seed: int = 0, space="oklab") -> np.ndarray:
     """The palette a fit of the merged colour counts of every image under ``folder`` gives,
     computed here, image by image in reverse order, independently of any runner."""
     from pipeline.counts import count_colors, merge_counts
@@ -49,7 +49,7 @@ def expected_shared_palette(folder: Path, k: int, seed: int = 0) -> np.ndarray:
 
     images = sorted(folder.rglob("*.png"), reverse=True)
     counts = [count_colors(load_image(path, folder).image) for path in images]
-    return fit_palette(merge_counts(counts), k, seed=seed)
+    return fit_palette(merge_counts(counts), k, space=space, seed=seed)
 
 
 def check_shared_outputs(out: Path, expected: np.ndarray, images: int) -> None:

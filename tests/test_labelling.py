@@ -7,10 +7,13 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import pipeline.quantize as quantize_module
-from pipeline.label import Labeler, brute_force_labels, fill_color_table
+from pipeline.label import Labeler, SpaceLabeler, fill_color_table
 from pipeline.params import QuantizeParams
 from pipeline.pixels import pack
 from pipeline.quantize import quantize_image
+from tests.nearest import assert_nearest, brute_force_labels
+
+SPACES = ("rgb", "oklab")
 
 
 def palette_with_near_ties(rng: np.random.Generator, k: int, channels: int) -> np.ndarray:
@@ -19,6 +22,15 @@ def palette_with_near_ties(rng: np.random.Generator, k: int, channels: int) -> n
     near = base[rng.integers(0, len(base), size=k - len(base))]
     near = near + rng.integers(-2, 3, size=near.shape)
     return np.clip(np.vstack([base, near]), 0, 255).astype(np.uint8)
+
+
+def colours_near(rng: np.random.Generator, palette: np.ndarray, n: int) -> np.ndarray:
+    """Colours near the palette (where ties live) and anywhere in the cube."""
+    k, channels = palette.shape
+    around = palette[rng.integers(0, k, size=n)].astype(int) + rng.integers(-3, 4, (n, channels))
+    return np.where(
+        rng.random((n, 1)) < 0.5, np.clip(around, 0, 255), rng.integers(0, 256, (n, channels))
+    ).astype(np.uint8)
 
 
 @settings(max_examples=60, deadline=None)
@@ -31,12 +43,32 @@ def palette_with_near_ties(rng: np.random.Generator, k: int, channels: int) -> n
 def test_labeler_equals_brute_force(k, channels, n, seed):
     rng = np.random.default_rng(seed)
     palette = palette_with_near_ties(rng, k, channels)
-    # Colours near the palette (where ties live) and anywhere in the cube.
-    around = palette[rng.integers(0, k, size=n)].astype(int) + rng.integers(-3, 4, (n, channels))
-    colors = np.where(
-        rng.random((n, 1)) < 0.5, np.clip(around, 0, 255), rng.integers(0, 256, (n, channels))
-    ).astype(np.uint8)
+    colors = colours_near(rng, palette, n)
     assert np.array_equal(Labeler(palette)(pack(colors)), brute_force_labels(colors, palette))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(2, 256),
+    channels=st.sampled_from([3, 4]),
+    n=st.integers(1, 3000),
+    seed=st.integers(0, 2**32 - 1),
+    distinct=st.booleans(),
+)
+def test_oklab_labeler_equals_brute_force(k, channels, n, seed, distinct):
+    rng = np.random.default_rng(seed)
+    palette = palette_with_near_ties(rng, k, channels)
+    colors = colours_near(rng, palette, n)
+    if distinct:
+        colors = unpack_sorted(colors)
+    labels = SpaceLabeler(palette, "oklab")(pack(colors), distinct=distinct)
+    assert_nearest(labels, colors, palette, "oklab")
+
+
+def unpack_sorted(colors: np.ndarray) -> np.ndarray:
+    """The distinct colours, in packed order (what the histogram lists)."""
+    packed = np.unique(pack(colors))
+    return packed.view(np.uint8).reshape(-1, 4)[:, : colors.shape[1]]
 
 
 def test_exact_ties_go_to_the_lowest_index():
@@ -68,10 +100,10 @@ def test_color_table_equals_brute_force():
     assert np.array_equal(table[pack(colors)], brute_force_labels(colors, palette))
 
 
-def image_labels_match_brute_force(image: Image.Image, k: int) -> None:
-    """quantize_image's indexed result: each opaque pixel is its palette's nearest colour, and
-    the reported mse is the exact one."""
-    result = quantize_image(image, QuantizeParams(k=k))
+def image_labels_match_brute_force(image: Image.Image, k: int, space: str) -> None:
+    """quantize_image's indexed result: each opaque pixel is its palette's nearest colour in
+    ``space``, and the reported mse is the exact one."""
+    result = quantize_image(image, QuantizeParams(k=k, space=space))
     source = np.asarray(image).reshape(-1, len(image.mode)).astype(np.int64)
     labels = np.asarray(result.indexed).ravel()
     palette = result.palette.astype(np.int64)
@@ -81,39 +113,51 @@ def image_labels_match_brute_force(image: Image.Image, k: int) -> None:
         clear_entry = np.flatnonzero(result.alphas == 0)
         assert np.all(np.isin(labels[~opaque], clear_entry))
         entries = np.flatnonzero(result.alphas > 0)
-        nearest = entries[brute_force_labels(source[opaque], palette[entries])]
-        assert np.array_equal(labels[opaque], nearest)
+        assert np.all(np.isin(labels[opaque], entries))
+        position = np.searchsorted(entries, labels[opaque])
+        assert_nearest(position, source[opaque], palette[entries], space)
     else:
-        assert np.array_equal(labels, brute_force_labels(source, palette))
+        assert_nearest(labels, source, palette, space)
     error = ((source - palette[labels]) ** 2).sum()
     assert result.mse == pytest.approx(error / source.size, rel=1e-12, abs=1e-12)
     assert result.counts.sum() == len(source)
     assert np.array_equal(result.counts, np.bincount(labels, minlength=len(palette)))
 
 
+@pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("k", [2, 16, 64, 256])
-def test_random_rgb_image(k):
+def test_random_rgb_image(k, space):
     rng = np.random.default_rng(k)
     pixels = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
-    image_labels_match_brute_force(Image.fromarray(pixels), k)
+    image_labels_match_brute_force(Image.fromarray(pixels), k, space)
 
 
+@pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("k", [3, 32, 256])
-def test_structured_rgb_image(k):
+def test_structured_rgb_image(k, space):
     """Gradients and flat areas: many colours on bin edges and exact ties."""
     y, x = np.mgrid[0:96, 0:128]
     pixels = np.stack([x * 2, y * 2 + x // 4, (x + y) % 256], axis=2).astype(np.uint8)
     pixels[:20, :20] = (128, 128, 128)
-    image_labels_match_brute_force(Image.fromarray(pixels), k)
+    image_labels_match_brute_force(Image.fromarray(pixels), k, space)
 
 
+@pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("k", [2, 17, 256])
-def test_rgba_image_with_transparency(k):
+def test_rgba_image_with_transparency(k, space):
     rng = np.random.default_rng(k)
     pixels = rng.integers(0, 256, (50, 70, 4), dtype=np.uint8)
     pixels[:10, :, 3] = 0
     pixels[10:20, :, 3] = 255
-    image_labels_match_brute_force(Image.fromarray(pixels, "RGBA"), k)
+    image_labels_match_brute_force(Image.fromarray(pixels, "RGBA"), k, space)
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("photo", ["china", "flower"])
+def test_photos_label_exactly(request, photo, space):
+    """A real photo through the whole path (histogram fit, distinct-colour table)."""
+    image = Image.fromarray(request.getfixturevalue(photo)[::2, ::2].copy())
+    image_labels_match_brute_force(image, 64, space)
 
 
 @pytest.mark.parametrize("use_table", [True, False])
@@ -124,7 +168,7 @@ def test_both_rgb_labelling_routes(monkeypatch, use_table):
     base = rng.integers(0, 256, (40, 3))
     pixels = base[rng.integers(0, 40, (128, 160))] + rng.integers(-6, 7, (128, 160, 3))
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
-    image_labels_match_brute_force(image, 64)
+    image_labels_match_brute_force(image, 64, "rgb")
 
 
 def test_fewer_colours_than_k_is_lossless():

@@ -7,9 +7,9 @@ from PIL import Image
 from pipeline.counts import ColorCounts, count_colors, merge_counts
 from pipeline.fit import fit_palette
 from pipeline.histogram import FINE_BITS
-from pipeline.label import brute_force_labels
 from pipeline.params import QuantizeParams
 from pipeline.quantize import label_image, quantize_image
+from tests.nearest import brute_force_labels
 
 
 def brute_counts(pixels: np.ndarray) -> dict:
@@ -94,7 +94,7 @@ def test_fit_on_merged_counts_is_deterministic_and_within_k(china, flower):
     merged = merge_counts(count_colors(Image.fromarray(p)) for p in (china, flower))
     palette = fit_palette(merged, 32, space="rgb", seed=0)
     assert palette.shape == (32, 3) and palette.dtype == np.uint8
-    assert np.array_equal(palette, fit_palette(merge_counts([merged]), 32, seed=0))
+    assert np.array_equal(palette, fit_palette(merge_counts([merged]), 32, space="rgb", seed=0))
     assert len(np.unique(palette, axis=0)) == len(palette)
 
 

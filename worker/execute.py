@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pipeline.job import Status
+from pipeline.save import FolderSweeper, discard_temps
 from worker.jobs import MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
 from worker.settings import broker_url, retention_s
 
@@ -33,6 +34,11 @@ def _store_for(url: str, pid: int) -> JobStore:
     """One Redis client per broker and pool process (keyed by pid: never reuse a socket across
     a fork)."""
     return JobStore(url, retention_s())
+
+
+#: Sweeps each output folder once per job in this process, for temp files of other names than
+#: pipeline.save's (a killed writer's own temp is found by the next writer of that output).
+_sweeper = FolderSweeper()
 
 
 def store(url: str | None = None) -> JobStore:
@@ -78,6 +84,7 @@ def run_chunk(
         )
         outcome.counts["refused"] += len(rows)
         return outcome
+    _sweep_output_folders(settings, rows)
     for row in rows:
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
@@ -105,6 +112,17 @@ def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
     return ledger is not None and all(row in ledger for row in rows)
 
 
+def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
+    from pipeline.process import output_paths
+
+    for output in {row[3] for row in rows if isinstance(row, list) and len(row) == 4}:
+        try:
+            folder = output_paths(settings.out, output)[0].parent
+        except (ValueError, TypeError):
+            continue  # the row fails on its own below
+        _sweeper.sweep(settings.job, folder)
+
+
 def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:
     """Process one row; return what happened (done/skipped/failed/finished/cancelled/retry)."""
     from pipeline.process import quantize_file
@@ -118,6 +136,7 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         return Status.FAILED
     verdict = jobs.begin(settings.job, item.source)
     if verdict == "poison":
+        _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
         jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
         return Status.FAILED
     if verdict != "go":
@@ -130,3 +149,12 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         return "retry"
     counted = jobs.record(settings.job, item.source, result.status, result.error or "", row)
     return result.status if counted == "counted" else "finished"  # another copy counted it
+
+
+def _discard_temps_of(settings: JobSettings, item) -> None:
+    from pipeline.process import output_paths
+
+    try:
+        discard_temps(*output_paths(settings.out, item.output))
+    except (ValueError, OSError):
+        pass

@@ -1,0 +1,291 @@
+"""Scale figures, side by side in one run (not a test): does the cost of an image grow with the
+folder or the job, and how much of one Redis does an image take?
+
+(a) Per-image time of ``quantize_file`` in one warmed-up process (one BLAS thread), for 1×1 PNGs
+    and for the 0.1–2 MP mix (benchmarks/inputs.py), into an empty OUT and into an OUT whose
+    folder already holds FILLER_FILES empty files; the two sides alternate, median of repeats.
+(b) Redis per image in a real distributed job (real redis-server, real ``colorquant worker``):
+    commands and microseconds from ``INFO commandstats``, and Redis CPU from ``INFO cpu``, over
+    the whole job (submit, Celery messages, events, bookkeeping).
+(c) ``colorquant submit`` of a flat folder of SUBMIT_FILES files: files/s with process start
+    included, and peak RSS (``/usr/bin/time -v``).
+
+Writes benchmarks/results/scale.json (a quick run scale-quick.json; ``--tag T`` adds ``-T``).
+Run: ``python -m benchmarks.scale`` (``--quick``: fewer images and repeats; ``--only a,b,c``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.distributed import flush, make_tiny_folder, start_redis, start_worker, stop
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+#: Empty files already in the crowded OUT folder (a flat camera dump of 100,000 photos).
+FILLER_FILES = 100_000
+
+#: 1×1 PNGs timed per side and repeat (full, quick).
+TINY_IMAGES = {False: 400, True: 150}
+
+#: Repeats of each side of the per-image figure; the median is reported.
+REPEATS = {False: 5, True: 3}
+
+#: 1×1 PNGs in the distributed job whose Redis cost is measured.
+JOB_IMAGES = {False: 3000, True: 1000}
+
+#: Files in the submit benchmark's flat folder.
+SUBMIT_FILES = {False: 100_000, True: 20_000}
+
+#: Redis commands a poll of the job's progress costs (one HMGET), subtracted from the job's.
+POLL_COMMANDS = 1
+
+
+def one_pixel_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1), (120, 30, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_one_pixel_folder(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    data = one_pixel_png()
+    for index in range(count):
+        (folder / f"px-{index:06d}.png").write_bytes(data)
+    return folder
+
+
+def fill_folder(folder: Path, count: int) -> None:
+    """``count`` empty files, as a crowded OUT folder holds (made once, quickly)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        os.close(os.open(folder / f"filler-{index:06d}.dat", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+# --- (a) per-image time against the size of OUT --------------------------------------------
+
+
+def time_per_image(items, out: Path, params) -> float:
+    """Milliseconds per image of ``quantize_file`` over ``items`` into ``out`` (overwrite)."""
+    from pipeline.process import quantize_file
+
+    started = time.perf_counter()
+    for item in items:
+        result = quantize_file(item, out, params, overwrite=True)
+        assert result.status == "done", result
+    return (time.perf_counter() - started) * 1000.0 / len(items)
+
+
+def side_by_side(items, empty: Path, crowded: Path, params, repeats: int) -> dict:
+    time_per_image(items[: max(1, len(items) // 10)], empty, params)  # warm caches
+    empty_ms, crowded_ms = [], []
+    for _ in range(repeats):
+        empty_ms.append(time_per_image(items, empty, params))
+        crowded_ms.append(time_per_image(items, crowded, params))
+    empty_median, crowded_median = statistics.median(empty_ms), statistics.median(crowded_ms)
+    return {
+        "images": len(items),
+        "empty_out_ms_per_image": round(empty_median, 3),
+        "crowded_out_ms_per_image": round(crowded_median, 3),
+        "ratio_crowded_to_empty": round(crowded_median / empty_median, 3),
+        "runs_ms": {
+            "empty": [round(t, 3) for t in empty_ms],
+            "crowded": [round(t, 3) for t in crowded_ms],
+        },
+    }
+
+
+def bench_per_image(work: Path, quick: bool) -> dict:
+    from benchmarks.inputs import mix
+    from pipeline.discover import InputWalk, resolve_roots
+    from pipeline.params import QuantizeParams
+    from pipeline.threads import limit_threads_now, warm_up
+
+    limit_threads_now()
+    warm_up()
+    params = QuantizeParams(k=64)
+    tiny = make_one_pixel_folder(work / "tiny-in", TINY_IMAGES[quick])
+    photos = mix()
+    empty, crowded = work / "out-empty", work / "out-crowded"
+    fill_folder(crowded, FILLER_FILES)
+    results = {}
+    for name, folder in (("one_pixel_png", tiny), ("mix_0.1_2mp", photos[0].parent)):
+        items = list(InputWalk(resolve_roots([folder], empty)))
+        results[name] = side_by_side(items, empty, crowded, params, REPEATS[quick])
+    results["filler_files_in_crowded_out"] = FILLER_FILES
+    results["note"] = (
+        "quantize_file in one warmed-up process, one BLAS thread, K=64, overwrite; the crowded "
+        f"OUT folder holds {FILLER_FILES:,} empty files beside the outputs; median of repeats"
+    )
+    return results
+
+
+# --- (b) Redis per image in a distributed job ----------------------------------------------
+
+
+def command_stats(client) -> dict[str, dict]:
+    """``INFO commandstats`` as {command: {calls, usec}}."""
+    stats = {}
+    for key, value in client.info("commandstats").items():
+        stats[key.removeprefix("cmdstat_")] = {"calls": value["calls"], "usec": value["usec"]}
+    return stats
+
+
+def redis_cpu_s(client) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def wait_for_job(client, images: int, timeout_s: float = 600) -> int:
+    """Poll the job's counters until every image is final; return how many polls it took."""
+    polls = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.zrange("colorquant:jobs", 0, 0)
+        if job:
+            meta = client.hmget(f"colorquant:{{{job[0]}}}:meta", "done", "failed", "skipped")
+            polls += 1
+            if sum(int(value or 0) for value in meta) >= images:
+                return polls
+        time.sleep(0.5)
+    raise RuntimeError("the distributed job did not finish in time")
+
+
+def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
+    import redis
+
+    images = JOB_IMAGES[quick]
+    folder = make_one_pixel_folder(work / "job-in", images)
+    client = redis.Redis.from_url(url, decode_responses=True)
+    worker = start_worker(1, env, work / "worker.log")
+    try:
+        flush(url)
+        time.sleep(3)  # let the worker's start-up chatter settle before counting
+        client.config_resetstat()
+        cpu_before = redis_cpu_s(client)
+        started = time.perf_counter()
+        subprocess.run(
+            ["colorquant", "submit", str(folder), "-o", str(work / "job-out")],
+            env=env,
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
+        polls = wait_for_job(client, images)
+        seconds = time.perf_counter() - started
+        stats = command_stats(client)
+        cpu = redis_cpu_s(client) - cpu_before
+    finally:
+        stop(worker)
+    stats["hmget"]["calls"] -= polls * POLL_COMMANDS
+    stats["zrange"]["calls"] -= polls
+    calls = sum(entry["calls"] for entry in stats.values())
+    usec = sum(entry["usec"] for entry in stats.values())
+    return {
+        "images": images,
+        "job_s": round(seconds, 2),
+        "commands_per_image": round(calls / images, 2),
+        "commandstats_usec_per_image": round(usec / images, 2),
+        "redis_cpu_usec_per_image": round(cpu * 1e6 / images, 2),
+        "by_command": {
+            name: {"calls_per_image": round(e["calls"] / images, 3), "usec": e["usec"]}
+            for name, e in sorted(stats.items(), key=lambda kv: -kv[1]["calls"])
+            if e["calls"] > 0
+        },
+        "note": "one `colorquant worker -c 1`, 1×1 PNGs, from submit to the last image counted; "
+        "every command Redis ran (submit, Celery messages and events, bookkeeping; commands "
+        "inside Lua scripts are counted as well as the script call, as INFO commandstats "
+        "does); the benchmark's own progress polls are subtracted; redis_cpu is the change "
+        "of used_cpu_user + used_cpu_sys (INFO cpu) over the job",
+    }
+
+
+# --- (c) submit of a flat folder ----------------------------------------------------------
+
+
+def time_v(command: list[str], env: dict) -> tuple[float, int]:
+    """Wall seconds and peak RSS (kB) of a command, from GNU time -v."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", *command], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    return seconds, peak
+
+
+def bench_submit(work: Path, url: str, env: dict, quick: bool) -> dict:
+    files = SUBMIT_FILES[quick]
+    folder = work / "flat"
+    make_tiny_folder(folder, files)
+    runs = []
+    for run in range(REPEATS[quick]):
+        flush(url)
+        out = work / f"flat-out-{run}"
+        runs.append(time_v(["colorquant", "submit", str(folder), "-o", str(out)], env))
+    flush(url)
+    seconds = statistics.median(run[0] for run in runs)
+    return {
+        "files": files,
+        "submit_s": round(seconds, 3),
+        "files_per_s": round(files / seconds),
+        "peak_rss_mb": round(max(run[1] for run in runs) / 1024, 1),
+        "runs": [{"s": round(s, 3), "peak_rss_kb": kb} for s, kb in runs],
+        "note": "wall time of `colorquant submit FOLDER -o OUT`, process start included, no "
+        "worker consuming; median of repeats; peak RSS from /usr/bin/time -v",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
+    parser.add_argument("--only", default="a,b,c", help="which figures: a, b, c (comma list)")
+    parser.add_argument("--tag", default="", help="results go to scale[-quick][-TAG].json")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    results = {
+        "benchmark": "scale",
+        "mode": "quick" if args.quick else "full",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with tempfile.TemporaryDirectory(prefix="colorquant-bench-scale-") as temp:
+        work = Path(temp)
+        if "a" in wanted:
+            results["per_image"] = bench_per_image(work, args.quick)
+        if wanted & {"b", "c"}:
+            redis_process, url = start_redis(work)
+            env = {**os.environ, "COLORQUANT_BROKER_URL": url}
+            try:
+                if "b" in wanted:
+                    results["redis"] = bench_redis(work, url, env, args.quick)
+                if "c" in wanted:
+                    results["submit"] = bench_submit(work, url, env, args.quick)
+            finally:
+                stop(redis_process)
+    name = "scale" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
+    path = RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    results = {**previous, **results}  # a partial run keeps the other figures
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""``colorquant report`` on the outputs of a real ``colorquant run``: what the page holds, the
+previews beside it, their reuse, and the command's errors."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.thumbnails import THUMB_BOX
+from tests.conftest import run_cli, sample_photo_path
+from tests.report_helpers import (
+    BROKEN_REASON,
+    make_inputs,
+    page_data,
+    palettes,
+    quantized_run,
+)
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> tuple[Path, Path]:
+    """OUT of a real run (four photos done, one broken file failed) and its report page."""
+    base = tmp_path_factory.mktemp("report")
+    folder, out = make_inputs(base / "in"), base / "out"
+    quantized_run(folder, out)
+    completed = run_cli("report", out)
+    assert completed.returncode == 0, completed.stderr
+    page = Path(completed.stdout.strip())
+    assert page == out / "report.html"
+    return out, page
+
+
+def test_the_page_has_a_row_per_output_with_its_figures(reported):
+    out, page = reported
+    rows = {row["s"]: row for row in page_data(page)["rows"]}
+    expected = palettes(out)
+    assert (
+        set(rows)
+        == set(expected)
+        == {"china.jpg", "tower.png", "trip/flower.jpg", "trip/corner.png"}
+    )
+    for source, document in expected.items():
+        row = rows[source]
+        assert row["p"] == document["metrics"]["psnr"]
+        assert row["k"] == len(document["colors"])
+        assert (row["bi"], row["bo"]) == (
+            document["metrics"]["bytes_in"],
+            document["metrics"]["bytes_out"],
+        )
+        most_used = max(document["colors"], key=lambda color: color["count"])["hex"][1:]
+        assert row["w"].split(" ")[0].split(":")[0] == most_used
+
+
+def test_each_row_has_small_previews_of_original_and_result(reported):
+    out, page = reported
+    for row in page_data(page)["rows"]:
+        original = Image.open(page.parent / row["to"])
+        result = Image.open(page.parent / row["tr"])
+        assert original.format == result.format == "WEBP"
+        assert max(original.size) <= THUMB_BOX and max(result.size) <= THUMB_BOX
+        with Image.open(out / row["s"].replace(".jpg", ".png")) as full:
+            assert result.size[0] / result.size[1] == pytest.approx(
+                full.size[0] / full.size[1], rel=0.02
+            )
+
+
+def test_the_failure_is_listed_with_its_reason_and_the_page_needs_no_network(reported):
+    _, page = reported
+    text = page.read_text()
+    failures = re.search(r'<table id="failures">.*?</table>', text, re.S).group(0)
+    assert "broken.jpg" in failures and BROKEN_REASON in failures
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)
+    assert '<link rel="stylesheet"' not in text
+
+
+def test_a_second_report_reuses_previews_and_remakes_a_stale_one(reported):
+    out, page = reported
+    folder = page.parent / "report_files"
+    before = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    china = out / "china.png"
+    later = china.stat().st_mtime_ns + 5_000_000_000
+    os.utime(china, ns=(later, later))  # the output changed after its preview was made
+    assert run_cli("report", out).returncode == 0
+    after = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
+    assert set(after) == set(before)
+    changed = {name for name in after if after[name] != before[name]}
+    china_result = next(row["tr"] for row in page_data(page)["rows"] if row["s"] == "china.jpg")
+    assert changed == {Path(china_result).name}
+
+
+def test_report_does_not_import_scikit_learn(reported, tmp_path):
+    out, _ = reported
+    report_args = ["report", str(out), "-o", str(tmp_path / "r.html")]
+    probe = "\n".join(
+        [
+            "import sys, cli",
+            f"try: cli.app({report_args!r})",
+            "except SystemExit as exit: assert exit.code in (0, None), exit.code",
+            "print(sorted(m for m in ('sklearn', 'numba', 'scipy') if m in sys.modules))",
+        ]
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "r_files").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing-folder"], "is not a folder"),
+        (["{empty}"], "holds no colorquant outputs"),
+        (["{empty}", "-o", "{empty}/report.txt"], "name it .html"),
+    ],
+)
+def test_bad_report_arguments_are_one_line_usage_errors(args, message, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    completed = run_cli("report", *(arg.format(empty=empty) for arg in args), env={})
+    assert completed.returncode == 2
+    assert completed.stderr.startswith("error: ") and message in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # two real runs of the embedded pool (process start-up dominates)
+def test_after_a_rerun_that_skips_and_fixes_the_report_shows_the_current_state(tmp_path):
+    folder, out = make_inputs(tmp_path / "in"), tmp_path / "out"
+    quantized_run(folder, out)
+    assert run_cli("report", out).returncode == 0
+    shutil.copyfile(sample_photo_path("flower.jpg"), folder / "broken.jpg")  # fixed by the user
+    rerun = run_cli("run", folder, "-o", out, "-k", "16", "-j", "2", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert run_cli("report", out).returncode == 0
+    page = out / "report.html"
+    text = page.read_text()
+    assert {row["s"] for row in page_data(page)["rows"]} == set(palettes(out))
+    assert len(palettes(out)) == 5
+    assert "No failures." in text and BROKEN_REASON not in text
+    assert "4 skipped" in text and "1 done" in text
