@@ -169,6 +169,13 @@ def submit_job(
     from worker.client import submit as submit_to_workers
 
     params = make_params(options)
+    if params.shared:
+        # The phased job (count, fit, label) on workers is not built yet; refuse rather than
+        # let each worker fit its own palette under a "shared" label.
+        raise usage_error(
+            "--palette shared runs with `colorquant run` for now; "
+            "submit takes per-image or a palette FILE"
+        )
     roots = input_roots(paths, out)
     check_writable(out)
     with job_errors():

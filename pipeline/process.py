@@ -82,10 +82,13 @@ def quantize_file(
         return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
 
 
-def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
-    """The PNG and palette paths for an output name, refusing anything that leaves OUT."""
-    files = OutputFiles.of(out_root, output)
-    return files.image, files.palette
+def output_paths(
+    out_root: str | Path, output: str, params: QuantizeParams | None = None
+) -> list[Path]:
+    """Every file written for an output name (the image first), refusing anything that leaves
+    OUT; named for ``params``' format and exports (default: PNG and its palette JSON)."""
+    params = params or QuantizeParams()
+    return OutputFiles.of(out_root, output, params.format, params.exports).every_path()
 
 
 def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:

@@ -155,6 +155,6 @@ def _discard_temps_of(settings: JobSettings, item) -> None:
     from pipeline.process import output_paths
 
     try:
-        discard_temps(*output_paths(settings.out, item.output))
+        discard_temps(*output_paths(settings.out, item.output, settings.params))
     except (ValueError, OSError):
         pass
