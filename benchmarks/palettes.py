@@ -101,12 +101,44 @@ def shared_vs_per_image(count: int) -> dict:
     }
 
 
+def render_palettes() -> list[str]:
+    """The README section of these figures (benchmarks.run puts it in benchmarks/README.md)."""
+    lines = ["## Palettes and formats (from benchmarks/results/palettes.json)", ""]
+    if not RESULTS.exists():
+        return lines + ["Not measured yet: run `python -m benchmarks.palettes`.", ""]
+    data = json.loads(RESULTS.read_text())
+    formats, shared = data["formats"], data["shared"]
+    totals = formats["total_bytes"]
+    lines += [
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| `--format webp` vs PNG, total bytes over {len(formats['photos'])} photos (mix and "
+        f"samples, default settings) | {formats['webp_vs_png']}× ({totals['webp']:,} vs "
+        f"{totals['png']:,} bytes; smaller on {formats['webp_smaller_on']} of "
+        f"{len(formats['photos'])}) | < 1× |",
+        f"| `--format gif` vs PNG | {formats['gif_vs_png']}× | (legacy) |",
+        f"| `run --palette shared` vs per-image, {shared['photos']:,} photos, 2 processes, whole "
+        f"command | {shared['shared_vs_per_image']}× (seconds: shared {shared['seconds']['shared']}"
+        f", per-image {shared['seconds']['per-image']}) | ≤ 1.3× |",
+        "",
+        f"Measured {data.get('measured_at', '?')} by `python -m benchmarks.palettes`. The shared",
+        "job decodes each photo twice (count, then label) but fits once; per-image fitting",
+        "decodes once and fits every photo.",
+        "",
+    ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=1000, help="photos of the shared job")
     args = parser.parse_args()
     limit_threads_env()
-    results = {"formats": format_sizes(), "shared": shared_vs_per_image(args.photos)}
+    results = {
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "formats": format_sizes(),
+        "shared": shared_vs_per_image(args.photos),
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks import inputs, methods  # noqa: E402
+from benchmarks.palettes import render_palettes  # noqa: E402
 from pipeline.load import load_image  # noqa: E402
 from pipeline.save import png_bytes  # noqa: E402
 
@@ -224,6 +225,7 @@ def render(data: dict) -> str:
     lines += render_samples(data)
     lines += render_big(data)
     lines += render_distributed()
+    lines += render_palettes()
     lines += [
         "## How it is measured",
         "",
