@@ -12,10 +12,6 @@ import argparse
 import json
 import os
 import platform
-import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +21,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from harness.commands import clean_env, colorquant_command, run_colorquant
+from harness.processes import scheduler_ns
+from harness.redis_server import RedisServer, ToolMissing
+from harness.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "distributed.json"
@@ -63,44 +64,6 @@ print(count)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            return process, url
-        except redis.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("redis-server did not start")
-
-
 def flush(url: str) -> None:
     import redis
 
@@ -137,7 +100,7 @@ def bench_submit(work: Path, url: str, env: dict) -> dict:
         flush(url)
         out = work / f"tiny-out-{run}"
         idle.append(wait_for_quiet_cpus())
-        submit.append(timed(["colorquant", "submit", str(folder), "-o", str(out)], env))
+        submit.append(timed([*colorquant_command(), "submit", str(folder), "-o", str(out)], env))
         flush(url)
         loop.append(timed([sys.executable, "-c", APPLY_ASYNC_LOOP, str(folder), str(out)], env))
     flush(url)
@@ -176,49 +139,15 @@ def make_photo_set(folder: Path, count: int) -> None:
         )
 
 
-def start_worker(concurrency: int, env: dict, log: Path) -> subprocess.Popen:
-    process = subprocess.Popen(
-        ["colorquant", "worker", "-c", str(concurrency), "--loglevel", "WARNING"],
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        cwd=REPO,
-    )
-    ready_probe = [sys.executable, "-m", "celery", "-A", "worker.app", "inspect", "ping", "-t", "2"]
-    for _ in range(120):
-        probe = subprocess.run(ready_probe, env=env, capture_output=True, text=True, cwd=REPO)
-        if re.search(r"pong", probe.stdout):
-            time.sleep(2 + concurrency)  # pool processes finish importing scikit-learn
-            return process
-        time.sleep(0.5)
-    raise RuntimeError(f"worker did not start; see {log}")
+def start_worker(concurrency: int, url: str, log: Path) -> WorkerProcess:
+    """A ``colorquant worker -c N``, ready: every pool process has imported scikit-learn."""
+    return WorkerProcess(url, log, concurrency).start().wait_ready(timeout=120)
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def pool_schedstat(worker: subprocess.Popen) -> tuple[int, int]:
-    """Nanoseconds the worker's pool processes ran and waited for a CPU (/proc schedstat)."""
-    ran = waited = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[1]) != worker.pid:
-                continue
-            run_ns, wait_ns, _ = Path(f"/proc/{name}/schedstat").read_text().split()
-        except (OSError, ValueError):
-            continue
-        ran, waited = ran + int(run_ns), waited + int(wait_ns)
-    return ran, waited
+def pool_schedstat(worker: WorkerProcess) -> tuple[int, int]:
+    """Nanoseconds the worker's pool processes ran and waited for a CPU."""
+    times = [scheduler_ns(pid) for pid in worker.pool_pids()]
+    return sum(ran for ran, _ in times), sum(waited for _, waited in times)
 
 
 def idle_share(seconds: float = 1.0) -> float:
@@ -243,29 +172,15 @@ def wait_for_quiet_cpus(patience_s: float = QUIET_PATIENCE_S) -> float:
     return round(idle, 3)
 
 
-def job_run(photos: Path, out: Path, env: dict, worker: subprocess.Popen, processes: int) -> dict:
+def job_run(photos: Path, out: Path, env: dict, worker: WorkerProcess, processes: int) -> dict:
     """One job's time from first image started to last finished (as Redis recorded it), and how
     busy the pool was: a low ratio with a high CPU wait share means other programs took the CPUs."""
     idle_before = wait_for_quiet_cpus()
     ran_before, waited_before = pool_schedstat(worker)
-    done = subprocess.run(
-        ["colorquant", "submit", str(photos), "-o", str(out), "--wait", "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    done = run_colorquant("submit", photos, "-o", out, "--wait", "--json", env=env)
     ran_after, waited_after = pool_schedstat(worker)
     job = json.loads(done.stdout)["job"]
-    status = subprocess.run(
-        ["colorquant", "status", job, "--json"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
+    status = run_colorquant("status", job, "--json", env=env)
     document = json.loads(status.stdout)
     assert document["done"] == SCALING_PHOTOS, document
     seconds = document["finished_at"] - document["started_at"]
@@ -284,7 +199,7 @@ def undisturbed(run: dict) -> bool:
 
 def scaling_runs(photos: Path, work: Path, env: dict, processes: int) -> list[dict]:
     """Runs until SCALING_REPEATS of them were undisturbed, or MAX_SCALING_RUNS in all."""
-    worker = start_worker(processes, env, work / f"worker-{processes}.log")
+    worker = start_worker(processes, env["COLORQUANT_BROKER_URL"], work / f"w{processes}.log")
     runs = []
     try:
         while len(runs) < MAX_SCALING_RUNS:
@@ -293,7 +208,7 @@ def scaling_runs(photos: Path, work: Path, env: dict, processes: int) -> list[di
             if sum(map(undisturbed, runs)) >= SCALING_REPEATS:
                 break
     finally:
-        stop(worker)
+        worker.reap(graceful=True)
     return runs
 
 
@@ -334,12 +249,14 @@ def main() -> None:
     parser.add_argument("--skip-scaling", action="store_true", help="only the submit figure")
     parser.add_argument("--skip-submit", action="store_true", help="only the scaling figure")
     args = parser.parse_args()
-    if shutil.which("redis-server") is None:
-        sys.exit("redis-server is not installed")
     with tempfile.TemporaryDirectory(prefix="colorquant-bench-dist-") as temp:
         work = Path(temp)
-        redis_process, url = start_redis(work)
-        env = {**os.environ, "COLORQUANT_BROKER_URL": url}
+        try:
+            server = RedisServer(work / "redis", appendonly=False).start()
+        except ToolMissing as missing:
+            sys.exit(str(missing))
+        url = server.url
+        env = clean_env({"COLORQUANT_BROKER_URL": url})
         try:
             results = {
                 "benchmark": "distributed",
@@ -351,11 +268,17 @@ def main() -> None:
             if not args.skip_scaling:
                 results["workers"] = bench_scaling(work, url, env)
         finally:
-            stop(redis_process)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    results = {**previous, **results}  # a partial run keeps the other figure
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+            server.stop()
+    save_results(RESULTS, results)
+
+
+def save_results(path: Path, results: dict) -> None:
+    """Write ``results`` over the figures already in ``path`` (a partial run keeps the others),
+    and print them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    results = {**previous, **results}
+    path.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 #: Megapixels of the folder mix, spread evenly between 0.1 and 2 (mean 1.05 MP). With it the
-#: codec floor comes out near 0.46× the seed's time, as in design.md's anchor mix.
+#: codec floor comes out near 0.46× the seed's time, as in the targets' anchor mix.
 MIX_MEGAPIXELS = tuple(float(x) for x in np.round(np.linspace(0.1, 2.0, 10), 3))
 
 #: Size of the big photo: 24 MP, a common camera resolution.

@@ -1,6 +1,6 @@
 """Every competitor side by side, in one run: ``python -m benchmarks.run [--quick]``.
 
-Writes ``benchmarks/README.md`` (tables and the targets of design.md, met or not),
+Writes ``benchmarks/README.md`` (tables and the project's targets, met or not),
 ``benchmarks/psnr_vs_time.png`` and ``benchmarks/results/performance.json``.
 
 * Photos: scikit-learn's china.jpg and flower.jpg (as lossless PNG copies), and a folder mix of
@@ -46,7 +46,7 @@ RESULTS = HERE / "results"
 README = HERE / "README.md"
 PLOT = HERE / "psnr_vs_time.png"
 
-#: Targets of design.md, issue 4.
+#: The project's performance and quality targets.
 STEADY_RATIO_TARGET = 0.8
 PSNR_MARGIN_DB = 0.1
 BIG_FLOOR_RATIO_TARGET = 1.5
@@ -254,7 +254,7 @@ def render(data: dict) -> str:
 
 def render_targets(data: dict) -> list[str]:
     lines = [
-        "## Targets (design.md, issue 4)",
+        "## Targets",
         "",
         "| target | K | reached | met |",
         "|---|---|---|---|",

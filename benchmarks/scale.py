@@ -15,7 +15,6 @@ Run: ``python -m benchmarks.scale`` (``--quick``: fewer images and repeats; ``--
 """
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -26,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.distributed import flush, make_tiny_folder, start_redis, start_worker, stop
+from benchmarks.distributed import flush, make_tiny_folder, save_results, start_worker
+from harness.commands import clean_env
+from harness.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -170,7 +171,7 @@ def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
     images = JOB_IMAGES[quick]
     folder = make_one_pixel_folder(work / "job-in", images)
     client = redis.Redis.from_url(url, decode_responses=True)
-    worker = start_worker(1, env, work / "worker.log")
+    worker = start_worker(1, url, work / "worker.log")
     try:
         flush(url)
         time.sleep(3)  # let the worker's start-up chatter settle before counting
@@ -189,7 +190,7 @@ def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
         stats = command_stats(client)
         cpu = redis_cpu_s(client) - cpu_before
     finally:
-        stop(worker)
+        worker.reap(graceful=True)
     stats["hmget"]["calls"] -= polls * POLL_COMMANDS
     stats["zrange"]["calls"] -= polls
     calls = sum(entry["calls"] for entry in stats.values())
@@ -269,22 +270,18 @@ def main() -> None:
         if "a" in wanted:
             results["per_image"] = bench_per_image(work, args.quick)
         if wanted & {"b", "c"}:
-            redis_process, url = start_redis(work)
-            env = {**os.environ, "COLORQUANT_BROKER_URL": url}
+            server = RedisServer(work / "redis", appendonly=False).start()
+            url = server.url
+            env = clean_env({"COLORQUANT_BROKER_URL": url})
             try:
                 if "b" in wanted:
                     results["redis"] = bench_redis(work, url, env, args.quick)
                 if "c" in wanted:
                     results["submit"] = bench_submit(work, url, env, args.quick)
             finally:
-                stop(redis_process)
+                server.stop()
     name = "scale" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
-    path = RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    results = {**previous, **results}  # a partial run keeps the other figures
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
+    save_results(RESULTS / f"{name}.json", results)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,19 @@ from cli.render import (
     format_psnr,
     plural,
     print_batch_report,
+    print_failures,
     print_job_end,
     print_jobs,
     print_status,
     stdout_console,
 )
 from pipeline.discover import InputError, resolve_roots
+from pipeline.ownership import (
+    OutputIsInput,
+    OutputRefused,
+    check_figure_target,
+    refuse_outputs_over_inputs,
+)
 from pipeline.params import QuantizeParams, parse_exports, parse_sample
 from pipeline.settings import PER_IMAGE, SHARED, max_pixels
 
@@ -55,6 +62,7 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
             format=options.format.strip().lower(),
             exports=parse_exports(options.export),
             space=options.space,
+            metrics=options.metrics,
         )
         return with_palette_source(params, options.palette)
     except ValueError as exc:
@@ -79,15 +87,24 @@ def with_palette_source(params: QuantizeParams, choice: str) -> QuantizeParams:
     return replace(params, palette=choice).with_colors(colors)
 
 
-def input_roots(paths: list[Path], out: Path):
+def input_roots(paths: list[Path], out: Path, params: QuantizeParams):
+    """The PATHs as input roots, refused as a usage error when they cannot be used with OUT:
+    missing, overlapping, OUT inside an input folder, or an output path (in ``params``' format,
+    exports included) that is an input."""
     try:
-        return resolve_roots(paths, out)
+        roots = resolve_roots(paths, out)
+        refuse_outputs_over_inputs(roots, out, fmt=params.format, exports=params.exports)
     except InputError as exc:
         raise usage_error(str(exc)) from None
+    except OutputIsInput as exc:
+        raise usage_error(f"{exc}; nothing was written") from None
+    return roots
 
 
 def check_writable(out: Path) -> None:
     """Fail early, with one line, when OUT cannot be created or written."""
+    if out.exists() and not out.is_dir():
+        raise usage_error(f"-o {out} is a file, not a folder; give a folder for the outputs")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -113,7 +130,7 @@ def run_local(
     from pipeline.batch import collect_items, run_batch
 
     params = make_params(options)
-    roots = input_roots(paths, out)
+    roots = input_roots(paths, out, params)
     check_writable(out)
     items, ignored = collect_items(roots)
     if params.shared:
@@ -176,7 +193,7 @@ def submit_job(
             "--palette shared runs with `colorquant run` for now; "
             "submit takes per-image or a palette FILE"
         )
-    roots = input_roots(paths, out)
+    roots = input_roots(paths, out, params)
     check_writable(out)
     with job_errors():
         receipt = submit_to_workers(roots, out, params, overwrite=options.overwrite, broker=broker)
@@ -247,12 +264,14 @@ def retry_job(job: str, broker: str | None) -> int:
     return EXIT_OK
 
 
-def compare_image(image: Path, out: Path, k: int, seed: int) -> int:
-    """``compare``: the seed example's figure for one image."""
+def compare_image(
+    image: Path, out: Path, k: int, seed: int, overwrite: bool = False, as_json: bool = False
+) -> int:
+    """``compare``: the four-panel figure for one image; its numbers on stdout with --json."""
     from pipeline.threads import limit_threads_env
 
     limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
-    from pipeline.compare import comparison_figure
+    from pipeline.compare import comparison_figure, figure_format
     from pipeline.load import ImageRejected
 
     check_environment()
@@ -260,43 +279,68 @@ def compare_image(image: Path, out: Path, k: int, seed: int) -> int:
         raise usage_error(f"{image} is a folder; compare takes one image")
     if not image.is_file():
         raise usage_error(f"{image}: no such file")
-    if out.suffix.lower() != ".png":
-        raise usage_error(f"the figure is a PNG: name it .png, not {out.name}")
     try:
-        shown = comparison_figure(image, out, QuantizeParams(k=k, seed=seed))
+        figure_format(out)
+        check_figure_target(out, image, overwrite)
+    except OutputIsInput as exc:
+        raise usage_error(f"{exc}; nothing was written") from None
+    except OutputRefused as exc:
+        print_error(str(exc))
+        return EXIT_SOME_FAILED
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+    try:
+        shown = comparison_figure(image, out, k, seed)
     except ImageRejected as exc:
         print_error(f"{image}: {exc}")
         return EXIT_SOME_FAILED
     except OSError as exc:
         raise usage_error(f"cannot write {out}: {exc.strerror}") from None
-    err.print(
-        f"k-means {format_psnr(shown['kmeans_psnr'])}, random {format_psnr(shown['random_psnr'])}"
-    )
+    if as_json:
+        print_json(shown)
+        return EXIT_OK
+    for row in shown["panels"][1:]:
+        err.print(f"  {panel_summary(row)}")
     print(shown["figure"])
     return EXIT_OK
 
 
-def demo(out: Path, k: int, workers: int | None) -> int:
+def panel_summary(row: dict) -> str:
+    """One line per result panel: name, colours, PSNR, SSIMULACRA2."""
+    score = row["ssimulacra2"]
+    score = "n/a" if score is None else f"{score:.1f}"
+    return (
+        f"{row['name']}: {row['colors']} colours, {format_psnr(row['psnr'])}, SSIMULACRA2 {score}"
+    )
+
+
+def demo(out: Path, k: int, workers: int | None, overwrite: bool = False) -> int:
     """``demo``: the seed example end to end on scikit-learn's bundled photos."""
     from pipeline.threads import limit_threads_env
 
     limit_threads_env()  # the figures are drawn here, in this process
     check_environment()
-    from pipeline.demo import run_demo
+    from pipeline.demo import DEMO_FOLDERS, DEMO_IMAGES, run_demo
 
     check_writable(out)
-    with ProgressDisplay("Demo", 4) as display:
-        result = run_demo(out, k, workers or cpu_count(), display.count)
+    try:
+        with ProgressDisplay("Demo", len(DEMO_IMAGES) * len(DEMO_FOLDERS)) as display:
+            result = run_demo(out, k, workers or cpu_count(), display.count, overwrite)
+    except OutputRefused as exc:
+        print_error(str(exc))
+        return EXIT_SOME_FAILED
     folder = result["folder"]
     err.print(f"[bold]Demo written to {folder}[/]")
-    for method, summary in result["summaries"].items():
-        err.print(f"  {method:7} {folder / method}/  ({summary.done} images + palettes)")
+    for name, summary in result["summaries"].items():
+        made = summary.done + summary.skipped
+        err.print(f"  {name:8} {folder / name}/  ({made} images + palettes)")
+        print_failures(summary.failures, summary.failed)
     for figure in result["figures"]:
-        err.print(
-            f"  figure  {figure['figure']}  (k-means {format_psnr(figure['kmeans_psnr'])}, "
-            f"random {format_psnr(figure['random_psnr'])})"
-        )
-    return EXIT_OK
+        err.print(f"  figure   {figure['figure']}")
+        for row in figure["panels"][1:]:
+            err.print(f"    {panel_summary(row)}")
+    failed = any(summary.failed for summary in result["summaries"].values())
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def start_worker(concurrency: int | None, broker: str | None, loglevel: str) -> int:

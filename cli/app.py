@@ -16,6 +16,7 @@ from cli.options import (
     JsonOpt,
     KOpt,
     OutOpt,
+    OverwriteFileOpt,
     PathsArg,
     QuantizeOptions,
     SeedOpt,
@@ -91,12 +92,25 @@ def submit(
 @app.command()
 def compare(
     image: Annotated[Path, typer.Argument(help="One image.", show_default=False)],
-    out: Annotated[Path, typer.Option("-o", "--out", help="The figure to write (PNG).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            help="The figure to write: .png, .jpg, .webp, or another format Pillow writes.",
+        ),
+    ],
     k: KOpt = 64,
     seed: SeedOpt = 0,
+    overwrite: OverwriteFileOpt = False,
+    as_json: JsonOpt = False,
 ):
-    """Draw the seed example's figure: original | k-means | random codebook, with PSNR."""
-    raise typer.Exit(actions.compare_image(image, out, k, seed))
+    """Draw four panels: original | the example's k-means (1,000 px, RGB) | colorquant's
+    default | random codebook, each titled with colours, PSNR and SSIMULACRA2.
+
+    With --json, print the numbers the figure shows as one JSON document.
+    """
+    raise typer.Exit(actions.compare_image(image, out, k, seed, overwrite, as_json))
 
 
 @app.command()
@@ -106,12 +120,15 @@ def demo(
     ] = Path("colorquant-demo"),
     k: KOpt = 64,
     jobs: JobsOpt = None,
+    overwrite: OverwriteFileOpt = False,
 ):
     """Run the seed example end to end on scikit-learn's bundled china.jpg and flower.jpg.
 
-    Writes the k-means and random-codebook results with their palettes, and a figure per photo.
+    Writes the example's result (1,000-pixel k-means in RGB), colorquant's default and the
+    random codebook, each with its palettes, and a four-panel figure per photo. A re-run skips
+    what is done; files there that colorquant did not write are left alone.
     """
-    raise typer.Exit(actions.demo(out, k, jobs))
+    raise typer.Exit(actions.demo(out, k, jobs, overwrite))
 
 
 @app.command()

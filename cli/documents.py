@@ -1,6 +1,7 @@
 """The JSON documents the commands print with ``--json``: one shape each, defined once."""
 
 import json
+import sys
 
 #: The fields of the batch report of ``run --json`` and ``submit --wait --json``, in order.
 BATCH_REPORT_FIELDS = ("job", "total", "done", "failed", "skipped", "ignored", "failures")
@@ -15,5 +16,9 @@ def batch_report(counts: dict) -> dict:
 
 
 def print_json(document) -> None:
-    """One JSON document on stdout; non-ASCII paths stay readable."""
-    print(json.dumps(document, indent=1, ensure_ascii=False))
+    """One JSON document on stdout; non-ASCII paths stay readable, and the bytes of a name that
+    is not UTF-8 are written as JSON escapes (``\\udcff``), as in the palette files."""
+    text = json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "backslashreplace"))
+    sys.stdout.flush()

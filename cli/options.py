@@ -15,7 +15,15 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-from pipeline.settings import EXPORT_FORMATS, IMAGE_FORMATS, MAX_COLORS, METHODS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    EXPORT_FORMATS,
+    IMAGE_FORMATS,
+    MAX_COLORS,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 PathsArg = Annotated[
     list[Path],
@@ -94,8 +102,28 @@ SpaceOpt = Annotated[
         "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
     ),
 ]
+MetricsOpt = Annotated[
+    str,
+    typer.Option(
+        "--metrics",
+        metavar="|".join(METRICS_LEVELS),
+        help="[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
+        "SSIMULACRA2 perceptual score (slower than the quantization itself).",
+    ),
+]
 OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help="Redo outputs that already exist with these settings.")
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Redo outputs that already exist with these settings, and replace files at the "
+        "output paths that colorquant did not write.",
+    ),
+]
+OverwriteFileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite", help="Replace files at the output paths, even ones colorquant did not write."
+    ),
 ]
 JobsOpt = Annotated[
     int | None,
@@ -134,6 +162,7 @@ class QuantizeOptions:
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
+    metrics: MetricsOpt = METRICS_LEVELS[0]
     palette: PaletteOpt = "per-image"
     format: FormatOpt = "png"
     export: ExportOpt = ""

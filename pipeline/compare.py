@@ -1,57 +1,150 @@
-"""The seed example's figure: the original beside its k-means and random-codebook results."""
+"""The comparison figure: the original beside the example's k-means, colorquant's default and
+the random codebook, each titled with its colour count, PSNR and SSIMULACRA2.
 
+The figure's panel titles are read back from the drawn axes and returned (and written into the
+PNG's text chunks), so what a person reads on the figure is what scripts and tests see.
+"""
+
+import io
+import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.discover import InputItem
+from PIL import Image, PngImagePlugin
+
 from pipeline.load import load_image
 from pipeline.params import QuantizeParams
 from pipeline.save import write_atomic
 
+#: PNG text chunk of the figure that holds its panels as JSON (it also marks the figure as
+#: colorquant's, see pipeline.ownership).
+PANELS_KEY = "colorquant:panels"
 
-def comparison_figure(image_path: Path, figure_path: Path, params: QuantizeParams) -> dict:
-    """Write a PNG figure of original | k-means | random; return the numbers shown in it."""
-    import io
+#: Pixels the example's k-means is fitted on (scikit-learn's example draws 1,000).
+EXAMPLE_SAMPLE = 1000
 
+
+@dataclass(frozen=True)
+class Panel:
+    """One result shown in the figure: how it was made and what it is called."""
+
+    name: str
+    params: QuantizeParams | None  # None for the original
+
+
+def panels(k: int, seed: int) -> list[Panel]:
+    """The four panels, left to right."""
+    example = {"space": "rgb", "dither": 0.0}
+    return [
+        Panel("Original", None),
+        Panel(
+            "Example's k-means (1,000 px, RGB)",
+            _params(k=k, seed=seed, sample=EXAMPLE_SAMPLE, **example),
+        ),
+        Panel("colorquant default", _params(k=k, seed=seed)),
+        Panel("Random codebook", _params(k=k, seed=seed, method="random", **example)),
+    ]
+
+
+def _params(**fields) -> QuantizeParams:
+    """QuantizeParams from ``fields``, leaving out any this version does not know."""
+    known = QuantizeParams.__dataclass_fields__
+    return QuantizeParams(**{name: value for name, value in fields.items() if name in known})
+
+
+def comparison_figure(image_path: Path, figure_path: Path, k: int = 64, seed: int = 0) -> dict:
+    """Write the PNG figure; return what it shows: per panel its title, colour count, PSNR
+    and SSIMULACRA2 (None for the original)."""
+    from pipeline.metrics import ssimulacra2_score
+    from pipeline.quantize import quantize_image
+
+    loaded = load_image(image_path, image_path.resolve().parent)
+    shown = []
+    for panel in panels(k, seed):
+        if panel.params is None:
+            image, colors, psnr, score = loaded.image, None, None, None
+        else:
+            result = quantize_image(loaded.image, panel.params)
+            image, colors, psnr = result.indexed, len(result.palette), result.psnr
+            score = ssimulacra2_score(loaded.image, image)
+        shown.append(
+            {
+                "name": panel.name,
+                "image": image,
+                "colors": colors,
+                "psnr": psnr,
+                "ssimulacra2": score,
+            }
+        )
+    shown[0]["colors"] = _count_colors(loaded.image)
+    titles = _draw(shown, figure_path)
+    rows = [
+        {key: value for key, value in row.items() if key != "image"} | {"title": title}
+        for row, title in zip(shown, titles, strict=True)
+    ]
+    return {"figure": str(figure_path), "k": k, "seed": seed, "panels": rows}
+
+
+def _count_colors(image: Image.Image) -> int:
+    import numpy as np
+
+    pixels = np.asarray(image.convert("RGBA")).reshape(-1, 4).view(np.uint32)
+    return len(np.unique(pixels))
+
+
+def title(row: dict) -> str:
+    """A panel's title: its name, colour count and, for results, PSNR and SSIMULACRA2."""
+    if row["psnr"] is None and row["ssimulacra2"] is None:
+        return f"{row['name']}\n{row['colors']:,} colours"
+    psnr = "lossless" if row["psnr"] is None else f"PSNR {row['psnr']:.2f} dB"
+    score = "n/a" if row["ssimulacra2"] is None else f"{row['ssimulacra2']:.1f}"
+    return f"{row['name']}\n{row['colors']} colours, {psnr}, SSIMULACRA2 {score}"
+
+
+def _draw(shown: list[dict], figure_path: Path) -> list[str]:
+    """Draw the panels side by side, write the PNG; return the titles as drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.quantize import quantize_image
-
-    item_root = image_path.resolve().parent
-    loaded = load_image(image_path, item_root)
-    kmeans = quantize_image(loaded.image, params)
-    random = quantize_image(
-        loaded.image, QuantizeParams(k=params.k, seed=params.seed, method="random")
+    width, height = shown[0]["image"].size
+    figure, axes = plt.subplots(
+        1, len(shown), figsize=(5 * len(shown), 5 * height / width + 1.0), squeeze=False
     )
-    panels = [
-        (loaded.image, f"Original ({kmeans.colors_in:,} colours)"),
-        (kmeans.indexed, _title("K-means", kmeans)),
-        (random.indexed, _title("Random", random)),
-    ]
-    width, height = loaded.image.size
-    figure, axes = plt.subplots(1, 3, figsize=(15, 15 * height / width / 3 + 0.8))
-    for axis, (image, title) in zip(axes, panels, strict=True):
-        axis.imshow(image.convert("RGBA"))
-        axis.set_title(title)
+    for axis, row in zip(axes[0], shown, strict=True):
+        axis.imshow(row["image"].convert("RGBA"), interpolation="nearest")
+        axis.set_title(title(row), fontsize=10)
         axis.axis("off")
     figure.tight_layout()
+    drawn = [axis.get_title() for axis in figure.axes]
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(PANELS_KEY, json.dumps(drawn))
+    figure.savefig(buffer, format="png", dpi=100, pil_kwargs={"pnginfo": info})
     plt.close(figure)
-    write_atomic(figure_path, buffer.getvalue())
-    return {
-        "figure": str(figure_path),
-        "colors_in": kmeans.colors_in,
-        "kmeans_psnr": kmeans.psnr,
-        "random_psnr": random.psnr,
-    }
+    write_atomic(figure_path, encode_figure(buffer.getvalue(), figure_path))
+    return drawn
 
 
-def _title(name: str, result) -> str:
-    psnr = "lossless" if result.psnr is None else f"{result.psnr:.2f} dB"
-    return f"{name} ({len(result.palette)} colours, {psnr})"
+def figure_format(figure_path: Path) -> str:
+    """The Pillow format a figure is written in, from its name; ValueError when none writes it."""
+    Image.init()
+    name = Image.registered_extensions().get(figure_path.suffix.lower())
+    if name is None or name not in Image.SAVE:
+        raise ValueError(
+            f"cannot write a figure named {figure_path.name}: name it .png, .jpg, .webp, "
+            ".tiff or another extension Pillow writes"
+        )
+    return name
 
 
-__all__ = ["comparison_figure", "InputItem"]
+def encode_figure(png: bytes, figure_path: Path) -> bytes:
+    """The figure in the format its name asks for. Only PNG keeps the panels' text chunk, by
+    which colorquant knows its own figures (and may replace them without --overwrite)."""
+    name = figure_format(figure_path)
+    if name == "PNG":
+        return png
+    output = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(output, format=name)
+    return output.getvalue()

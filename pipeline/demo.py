@@ -1,12 +1,14 @@
 """``colorquant demo``: the seed example end to end on scikit-learn's bundled photos."""
 
+import filecmp
+import os
 import shutil
 from pathlib import Path
 
 from pipeline.batch import collect_items, run_batch
-from pipeline.compare import comparison_figure
+from pipeline.compare import comparison_figure, panels
 from pipeline.discover import resolve_roots
-from pipeline.params import QuantizeParams
+from pipeline.ownership import OutputRefused, check_figure_target
 
 #: The photos scikit-learn ships, which the seed example uses.
 DEMO_IMAGES = ("china.jpg", "flower.jpg")
@@ -20,30 +22,54 @@ def bundled_image_folder() -> Path:
     return Path(spec.origin).parent / "datasets" / "images"
 
 
-def run_demo(folder: Path, k: int, workers: int, on_result=None) -> dict:
-    """Copy the photos to ``folder/input``, quantize them with both methods, draw the figures."""
+#: Output folder of each result the demo writes, by its panel in the figure (left to right).
+DEMO_FOLDERS = ("example", "default", "random")
+
+
+def run_demo(folder: Path, k: int, workers: int, on_result=None, overwrite: bool = False) -> dict:
+    """Copy the photos to ``folder/input``; write the example's result, colorquant's default
+    and the random codebook (each in its own folder); draw a four-panel figure per photo.
+
+    Raises OutputRefused, before writing anything, when a file there is not the demo's own
+    (unless ``overwrite``). A re-run skips the results that are up to date.
+    """
     inputs = folder / "input"
+    figures = {name: folder / f"{Path(name).stem}-compare.png" for name in DEMO_IMAGES}
+    for name in DEMO_IMAGES:
+        _check_copy_target(bundled_image_folder() / name, inputs / name, overwrite)
+        check_figure_target(figures[name], inputs / name, overwrite)
     inputs.mkdir(parents=True, exist_ok=True)
     for name in DEMO_IMAGES:
-        shutil.copyfile(bundled_image_folder() / name, inputs / name)
+        if not _same_bytes(bundled_image_folder() / name, inputs / name):
+            shutil.copyfile(bundled_image_folder() / name, inputs / name)
     summaries = {}
-    for method in ("kmeans", "random"):
-        params = QuantizeParams(k=k, method=method)
-        out = folder / method
+    results = [panel.params for panel in panels(k, seed=0) if panel.params is not None]
+    for name, params in zip(DEMO_FOLDERS, results, strict=True):
+        out = folder / name
         items, ignored = collect_items(resolve_roots([inputs], out))
-        summaries[method] = run_batch(
+        summaries[name] = run_batch(
             items,
             out,
             params,
             workers=workers,
-            overwrite=True,
+            overwrite=overwrite,
             ignored=ignored,
             on_result=on_result,
         )
-    figures = [
-        comparison_figure(
-            inputs / name, folder / f"{Path(name).stem}-compare.png", QuantizeParams(k=k)
+    drawn = [comparison_figure(inputs / name, figures[name], k) for name in DEMO_IMAGES]
+    return {"folder": folder, "summaries": summaries, "figures": drawn}
+
+
+def _check_copy_target(bundled: Path, target: Path, overwrite: bool) -> None:
+    if os.path.lexists(target) and not overwrite and not _same_bytes(bundled, target):
+        raise OutputRefused(
+            f"{target} exists and is not the demo's copy of {bundled.name}; "
+            "not replaced without --overwrite"
         )
-        for name in DEMO_IMAGES
-    ]
-    return {"folder": folder, "summaries": summaries, "figures": figures}
+
+
+def _same_bytes(first: Path, second: Path) -> bool:
+    try:
+        return second.is_file() and filecmp.cmp(first, second, shallow=False)
+    except OSError:
+        return False

@@ -54,6 +54,20 @@ def palette_path_for(output: str) -> str:
     return output[: -len(".png")] + PALETTE_SUFFIX
 
 
+def output_paths(
+    out_root: str | Path, output: str, fmt: str = "png", exports: Iterable[str] = ()
+) -> tuple[Path, ...]:
+    """Every file written for an output name: the image (in format ``fmt``), its palette JSON
+    and each palette export, refusing a name that leaves OUT."""
+    relative = PurePosixPath(output)
+    if relative.is_absolute() or ".." in relative.parts or not output.endswith(".png"):
+        raise ValueError(f"output path {output!r} leaves the output folder; nothing written")
+    root = Path(out_root)
+    stem = output[: -len(".png")]
+    exported = (root / f"{stem}.{kind}" for kind in exports)
+    return (root / f"{stem}.{fmt}", root / palette_path_for(output), *exported)
+
+
 def is_image_name(name: str) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -213,13 +227,19 @@ def output_names(names: list[str]) -> list[str]:
     """Output PNG names for the image files of one folder, unique and deterministic.
 
     ``b.jpg`` becomes ``b.png``. When several files share a stem (``b.jpg`` and ``b.png``), each
-    keeps its extension (``b.jpg.png``, ``b.png.png``) so neither overwrites the other.
+    keeps its extension (``b.jpg.png``, ``b.png.png``) so neither overwrites the other. Names
+    are compared case-insensitively (``B.jpg`` and ``b.png`` share a stem), because OUT may be on
+    a file system where ``B.png`` and ``b.png`` are one file.
     """
-    stems = Counter(Path(name).stem for name in names)
-    wanted = [(Path(name).stem if stems[Path(name).stem] == 1 else name) + ".png" for name in names]
+    stems = Counter(Path(name).stem.casefold() for name in names)
+    wanted = [
+        (Path(name).stem if stems[Path(name).stem.casefold()] == 1 else name) + ".png"
+        for name in names
+    ]
     taken: Counter = Counter()
     unique = []
     for name in wanted:
-        taken[name] += 1
-        unique.append(name if taken[name] == 1 else f"{name[:-4]}~{taken[name]}.png")
+        taken[name.casefold()] += 1
+        count = taken[name.casefold()]
+        unique.append(name if count == 1 else f"{name[:-4]}~{count}.png")
     return unique

@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from pipeline.discover import output_paths
 from pipeline.palette_files import export_bytes
 from pipeline.save import png_bytes
 from pipeline.settings import PALETTE_SUFFIX
@@ -65,11 +66,7 @@ class OutputFiles:
         cls, out_root: str | Path, walk_output: str, fmt: str = "png", exports=()
     ) -> "OutputFiles":
         """The files for an input; ValueError for a name that would leave OUT."""
-        relative = PurePosixPath(walk_output)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise ValueError(
-                f"output path {walk_output!r} leaves the output folder; nothing written"
-            )
+        output_paths(out_root, walk_output)  # the check
         return cls(Path(out_root), image_name(walk_output, fmt), tuple(exports))
 
     @property

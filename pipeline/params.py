@@ -7,6 +7,7 @@ from pipeline.settings import (
     IMAGE_FORMATS,
     MAX_COLORS,
     METHODS,
+    METRICS_LEVELS,
     MIN_COLORS,
     PER_IMAGE,
     SHARED,
@@ -38,6 +39,7 @@ class QuantizeParams:
     seed: int = 0
     method: str = "kmeans"
     space: str = SPACES[0]
+    metrics: str = METRICS_LEVELS[0]
     palette: str = PER_IMAGE
     colors: tuple[tuple[int, ...], ...] | None = None
     format: str = "png"
@@ -56,6 +58,9 @@ class QuantizeParams:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        if self.metrics not in METRICS_LEVELS:
+            levels = ", ".join(METRICS_LEVELS)
+            raise ValueError(f"metrics must be one of {levels}, got {self.metrics!r}")
         if not isinstance(self.palette, str) or not self.palette:
             raise ValueError(f"palette must be per-image, shared or a file, got {self.palette!r}")
         if self.palette == PER_IMAGE and self.colors is not None:
@@ -103,6 +108,8 @@ class QuantizeParams:
             "sample": self.sample_label,
             "seed": self.seed,
             "space": self.space,
+            # Not "metrics": in a palette file that key holds the measured values.
+            "metrics_level": self.metrics,
             "palette": self.palette,
             "format": self.format,
             "exports": list(self.exports),
@@ -123,6 +130,7 @@ class QuantizeParams:
                 seed=data["seed"],
                 method=data["method"],
                 space=data.get("space", LEGACY_SPACE),
+                metrics=data.get("metrics_level", METRICS_LEVELS[0]),
                 palette=data.get("palette", PER_IMAGE),
                 colors=None if colors is None else tuple(tuple(row) for row in colors),
                 format=data.get("format", "png"),

@@ -12,13 +12,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.discover import InputItem
+from pipeline.discover import InputItem, output_paths
 from pipeline.job import Status
 from pipeline.load import ImageRejected, load_image
 from pipeline.outputs import OutputFiles, encode_image, export_files
+from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
 from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, write_atomic
+from pipeline.save import json_bytes, write_atomic, write_pair_atomic
 from pipeline.settings import SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
@@ -59,9 +60,13 @@ def quantize_file(
         files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
+    previous = _read_palette(files.palette)
+    refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
+    if refused:
+        return FileResult(item.source, files.output, Status.FAILED, refused)
     try:
-        previous = _existing_palette(files.palette, files.image)
-        if previous is not None and _same_work(previous, item, params, files.image):
+        current = is_palette_of(previous, files.output) and files.image.is_file()
+        if current and _same_work(previous, item, params, files.image):
             made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
             missing = files.missing_exports()
             if missing and not overwrite:  # the image is current: only the new exports are due
@@ -82,18 +87,13 @@ def quantize_file(
         return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
 
 
-def output_paths(
-    out_root: str | Path, output: str, params: QuantizeParams | None = None
-) -> list[Path]:
-    """Every file written for an output name (the image first), refusing anything that leaves
-    OUT; named for ``params``' format and exports (default: PNG and its palette JSON)."""
-    params = params or QuantizeParams()
-    return OutputFiles.of(out_root, output, params.format, params.exports).every_path()
+__all__ = ["output_paths"]  # re-exported: the workers name an output's files through here
 
 
 def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     import numpy as np  # numpy/sklearn only where pixels are touched
 
+    from pipeline.metrics import ssimulacra2_score
     from pipeline.quantize import label_image, quantize_image
 
     started = time.perf_counter()
@@ -105,10 +105,9 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
         )
     else:
         result = quantize_image(loaded.image, params)
+    score = ssimulacra2_score(loaded.image, result.indexed) if params.metrics == "full" else None
     started = time.perf_counter()
     encoded = encode_image(result.indexed, params.format, loaded.icc_profile)
-    write_atomic(files.image, encoded)
-    _write_exports(files, result.colors, files.kinds)
     timings = {
         "load": round(load_ms, 2),
         "sample": result.timings_ms["sample"],
@@ -117,8 +116,11 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     }
     document = palette_document(item, params, result, loaded.bytes_in, len(encoded), job, timings)
     document["output"] = files.output
+    document["metrics"]["ssimulacra2"] = None if score is None else round(score, 4)
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    write_atomic(files.palette, json_bytes(document))
+    palette = json_bytes(document)  # encoded before anything is written: no image left alone
+    write_pair_atomic((files.image, encoded), (files.palette, palette))
+    _write_exports(files, result.colors, files.kinds)
     return _result_from_palette(item, document, Status.DONE)
 
 
@@ -129,7 +131,8 @@ def _write_exports(files: OutputFiles, colors, kinds) -> None:
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
-    """The palette JSON of design.md, in palette order, with metrics and provenance."""
+    """The palette JSON written beside each output: the colours in palette order, with metrics
+    and provenance."""
     total = int(result.counts.sum()) or 1
     colors = []
     for index, rgb in enumerate(result.palette.tolist()):
@@ -143,15 +146,22 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
         if result.alphas is not None and result.alphas[index] < 255:
             entry["alpha"] = int(result.alphas[index])
         colors.append(entry)
+    settings = params.to_json(with_colors=False)
+    width, height = result.indexed.size
     return {
         "source": item.source,
         "output": item.output,
-        **params.to_json(with_colors=False),
+        "k": settings.pop("k"),
+        "palette_size": len(colors),  # below k when the image has fewer colours
+        **settings,
         **({"palette_file": SHARED_PALETTE_NAME} if params.shared else {}),
+        "width": width,
+        "height": height,
         "colors": colors,
         "metrics": {
             "mse": round(result.mse, 4),
             "psnr": None if result.psnr is None else round(result.psnr, 4),
+            "ssimulacra2": None,
             "colors_in": result.colors_in,
             "bytes_in": bytes_in,
             "bytes_out": bytes_out,
@@ -166,13 +176,24 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
     }
 
 
-def _existing_palette(palette_path: Path, png_path: Path) -> dict | None:
+def _read_palette(palette_path: Path) -> dict | None:
     try:
-        if not png_path.is_file():
-            return None
-        return json.loads(palette_path.read_bytes())
+        document = json.loads(palette_path.read_bytes())
     except (OSError, ValueError):
         return None
+    return document if isinstance(document, dict) else None
+
+
+def _refused_output(
+    item: InputItem, paths, previous: dict | None, overwrite: bool, output: str
+) -> str | None:
+    """Why the outputs of ``item`` must not be written, or None: an output that is this very
+    input is never replaced; a file colorquant did not make is replaced only with overwrite."""
+    for path in paths:
+        if same_file(path, item.path):
+            return f"the output {path} is this image itself; not replaced"
+    foreign = None if overwrite else foreign_output(paths, previous, output)
+    return not_ours_reason(foreign) if foreign else None
 
 
 def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:

@@ -25,6 +25,10 @@ from PIL import Image
 
 from pipeline.settings import PNG_COMPRESS_LEVEL, TEMP_MARKER
 
+#: Placeholder for the colour list while the rest of a palette JSON is indented; it cannot occur
+#: in a file name, so replacing it cannot touch anything else.
+COLORS_SLOT = "\x00colors\x00"
+
 #: Suffix after TEMP_MARKER of the one temp name of each output.
 TEMP_SUFFIX = "partial"
 
@@ -172,6 +176,23 @@ def _write_and_rename(fd: int, temp: Path, final: Path, data: bytes) -> None:
         raise
 
 
+def write_pair_atomic(image: tuple[Path, bytes], palette: tuple[Path, bytes]) -> None:
+    """Write an image and its palette JSON so that the image never stays without its palette.
+
+    The image is written first; when the palette cannot be written, the new image is removed
+    again, so a later run never mistakes it for a file colorquant did not make.
+    """
+    write_atomic(image[0], image[1])
+    try:
+        write_atomic(palette[0], palette[1])
+    except BaseException:
+        try:
+            os.unlink(image[0])
+        except OSError:
+            pass
+        raise
+
+
 def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:
     """Encode a mode-P image as PNG: tRNS when it has transparency, the source's colour
     profile when it had one, and no other metadata (no EXIF, no GPS)."""
@@ -186,4 +207,21 @@ def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:
 
 
 def json_bytes(document: dict) -> bytes:
-    return (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    """The document as UTF-8 JSON, one colour per line, readable non-ASCII names.
+
+    A file name that is not valid UTF-8 reaches Python with its bad bytes as lone surrogates
+    (PEP 383); they are written as JSON escapes (``\\udcff`` for the byte 0xff), which every JSON
+    reader accepts and ``os.fsencode`` turns back into the original bytes.
+    """
+    return (json_text(document) + "\n").encode("utf-8", "backslashreplace")
+
+
+def json_text(document: dict) -> str:
+    """Indented JSON, except that each entry of ``colors`` stays on one line (64 colours make
+    64 lines, not 670)."""
+    colors = document.get("colors")
+    if not isinstance(colors, list) or not colors:
+        return json.dumps(document, indent=1, ensure_ascii=False)
+    text = json.dumps({**document, "colors": COLORS_SLOT}, indent=1, ensure_ascii=False)
+    entries = ",\n".join(f"  {json.dumps(color, ensure_ascii=False)}" for color in colors)
+    return text.replace(json.dumps(COLORS_SLOT), f"[\n{entries}\n ]", 1)

@@ -49,6 +49,10 @@ METHODS = ("kmeans", "random")
 #: The colour spaces k-means can measure distance in; the first is the default.
 SPACES = ("oklab", "rgb")
 
+#: The levels of ``--metrics``: ``basic`` (MSE, PSNR, counts; the default) or ``full`` (adds
+#: SSIMULACRA2, which costs more than the quantization itself).
+METRICS_LEVELS = ("basic", "full")
+
 #: Image formats ``--format`` accepts; the first is the default.
 IMAGE_FORMATS = ("png", "webp", "gif")
 

@@ -20,14 +20,11 @@ from pathlib import Path
 from pipeline.batch import BatchSummary, bounded_map, run_batch, worker_pool
 from pipeline.discover import InputItem
 from pipeline.load import ImageRejected, load_image
+from pipeline.ownership import OutputRefused
 from pipeline.params import QuantizeParams
 from pipeline.save import json_bytes, write_atomic
 from pipeline.settings import SHARED_PALETTE_NAME
 from pipeline.version import VERSION
-
-
-class SharedPaletteRefused(ValueError):
-    """OUT holds a palette file colorquant did not write; nothing was touched."""
 
 
 @dataclass
@@ -75,7 +72,7 @@ def shared_paths(out_root: str | Path, exports=()) -> list[Path]:
 
 
 def check_shared_target(out_root: str | Path, params: QuantizeParams, overwrite: bool) -> None:
-    """Refuse (SharedPaletteRefused) to replace a palette file in OUT that colorquant did
+    """Refuse (OutputRefused) to replace a palette file in OUT that colorquant did
     not write."""
     if overwrite:
         return
@@ -84,7 +81,7 @@ def check_shared_target(out_root: str | Path, params: QuantizeParams, overwrite:
         return
     for path in paths:
         if os.path.lexists(path):
-            raise SharedPaletteRefused(
+            raise OutputRefused(
                 f"{path} exists and colorquant did not write it; not replaced without --overwrite"
             )
 

@@ -3,20 +3,35 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis
 from PIL import Image
 
-SAMPLE_PHOTOS = ("china.jpg", "flower.jpg")
+from harness.commands import colorquant_command, run_colorquant
+from harness.fixtures import session_redis, skip_or_fail
+from harness.images import SAMPLE_PHOTOS, sample_photo_path
+
+__all__ = ["colorquant_launcher", "sample_photo_path", "session_redis", "skip_or_fail"]
+
+#: The ``colorquant`` command of this environment (see harness/commands.py).
+colorquant_launcher = colorquant_command
+
+#: The database of the session's redis-server that tests of the job ledger use, emptied before
+#: each (the distributed tests' workers use database 0).
+LEDGER_DB = 5
 
 
-def sample_photo_path(name: str) -> Path:
-    from sklearn.datasets import __file__ as datasets_init
-
-    return Path(datasets_init).parent / "images" / name
+@pytest.fixture
+def ledger_url(session_redis) -> str:
+    """A Redis URL on an empty database of a real redis-server."""
+    url = session_redis.database_url(LEDGER_DB)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -43,33 +58,11 @@ def photo_folder(tmp_path: Path) -> Path:
     return folder
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip a test that lacks a tool or a privilege; under CI (``CI`` set) fail instead, since
-    the CI machine is set up to run everything (``.ci/run`` installs it)."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set: this test must run there")
-    pytest.skip(reason)
-
-
-def colorquant_launcher() -> list[str]:
-    """The ``colorquant`` script of this interpreter's environment (the working tree, installed
-    editable), never whichever copy is first on PATH; else ``python -m cli``."""
-    script = Path(sys.executable).with_name("colorquant")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli"]
-
-
 def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     """Run the ``colorquant`` command as a person would, capturing its output."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("COLORQUANT_DEBUG", None)
-    return subprocess.run(
-        [*colorquant_launcher(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    return run_colorquant(*args, env=full_env, timeout=timeout)
 
 
 def load_rgb(path: Path) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level names that are ours; anything else imported is a dependency.
-FIRST_PARTY = ("cli", "pipeline", "worker", "tests", "benchmarks")
+FIRST_PARTY = ("cli", "pipeline", "worker", "harness", "tests", "benchmarks")
 
 
 def module_name(path: Path) -> str:

@@ -75,7 +75,7 @@ def _abandon_quietly(store: JobStore, job: str) -> None:
 
 
 def status(job: str, broker: str | None = None, *, store: JobStore | None = None) -> dict:
-    """The status document of design.md, from one hash read plus the kept failures."""
+    """The ``status --json`` document, from one hash read plus the kept failures."""
     store = store or open_store(broker)
     meta = _read(store.meta, job)
     if meta is None:

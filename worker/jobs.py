@@ -20,6 +20,7 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 
 Every transition is one Lua script (a ``.lua`` file beside this module), so two workers, a
 redelivery and a retry never race. Status reads one hash: constant time at any job size.
+docs/architecture.md describes the ledger, its scripts and what they guarantee.
 """
 
 import json

@@ -190,7 +190,7 @@ def test_broker_dies_during_submit_leaves_no_live_job(redis_server, tmp_path):
         total = int(client.hget(job_keys(jobs[0])["meta"], "total") or 0)
         return jobs[0] if total > 0 else None
 
-    job = wait_for(job_half_made, 60, "the submit to start counting", interval=0.005)
+    job = wait_for(job_half_made, "the submit to start counting", 60, poll=0.005)
     counted = int(client.hget(job_keys(job)["meta"], "total") or 0)
     redis_server.kill()
     stdout, stderr = submitting.communicate(timeout=60)

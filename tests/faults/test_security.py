@@ -94,14 +94,14 @@ def test_pickled_messages_are_refused_not_run(redis_server, worker_factory, tmp_
     publish_raw(url, pickle.dumps(evil), content_type="application/x-python-serialize")
 
     client = redis_server.client()
-    wait_for(lambda: queue_drained(client), 60, "the worker to take the pickled messages")
+    wait_for(lambda: queue_drained(client), "the worker to take the pickled messages", 60)
     wait_for(
         lambda: (
             worker.log().count("ContentDisallowed") >= 3
             or worker.log().lower().count("refusing to deserialize") >= 3
         ),
-        30,
         "the worker to log that it refused three pickles",
+        30,
     )
     assert not marker.exists(), "a pickled message was executed"
 
@@ -173,8 +173,8 @@ def test_forged_paths_write_nothing(redis_server, worker_factory, tmp_path):
             worker.log().count("refused a message") >= len(forged_rows)
             and queue_drained(redis_server.client())
         ),
-        60,
         "the worker to refuse every forged message",
+        60,
     )
     assert_job_exact(job, url, photos, names, out)
 
@@ -191,7 +191,7 @@ def test_forged_paths_write_nothing(redis_server, worker_factory, tmp_path):
         failed = {failure["path"] for failure in job_status(job, url)["failures"]}
         return sources <= failed and queue_drained(redis_server.client())
 
-    wait_for(all_refused, 60, "the worker to refuse every forged row")
+    wait_for(all_refused, "the worker to refuse every forged row", 60)
     after = snapshot(tmp_path, skip=("redis",))
     new_files = sorted(set(after) - set(before))
     new_files = [name for name in new_files if not name.startswith("worker-")]
@@ -257,7 +257,7 @@ def test_password_in_broker_url_works_and_never_shows(redis_factory, worker_fact
 
     # The worker logs its broker URL when the connection drops; the password must not be in it.
     server.kill()
-    wait_for(lambda: "Cannot connect" in worker.log() or "lost" in worker.log(), 30, "a log line")
+    wait_for(lambda: "Cannot connect" in worker.log() or "lost" in worker.log(), "a log line", 30)
     server.start()
     again = submit(photos, tmp_path / "out4", url)
     wait_until_done(again, url, timeout=90)

@@ -40,7 +40,7 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
     worker = worker_factory(redis_server.url, concurrency=2)
     wait_until_started(job, redis_server.url)
 
-    victim = wait_for(worker.busy_pool_pid, 30, "a pool process running a task")
+    victim = wait_for(worker.busy_pool_pid, "a pool process running a task", 30)
     os.kill(victim, signal.SIGKILL)  # the OOM killer's way
     assert_struck_mid_job(job_status(job, redis_server.url))
 
@@ -73,7 +73,7 @@ def test_whole_worker_sigkilled_other_worker_finishes(
     def doomed_is_working():
         return broker.hlen("unacked") >= 2 and doomed.busy_pool_pid()
 
-    wait_for(doomed_is_working, 30, "the doomed worker to be running a task")
+    wait_for(doomed_is_working, "the doomed worker to be running a task", 30)
     doomed.signal_group(signal.SIGKILL)
     doomed.process.wait(timeout=10)
     assert_struck_mid_job(job_status(job, redis_server.url))
@@ -86,8 +86,8 @@ def test_whole_worker_sigkilled_other_worker_finishes(
     # Late copies of the lost messages (redelivered after their images were done) drain too.
     wait_for(
         lambda: broker.llen(QUEUE) == 0 and broker.hlen("unacked") == 0,
-        4 * VISIBILITY_TIMEOUT_S + 30,
         "the queue and kombu's unacked hash to drain",
+        4 * VISIBILITY_TIMEOUT_S + 30,
     )
 
 
@@ -97,7 +97,7 @@ def test_sigterm_warm_shutdown_loses_nothing(redis_server, worker_factory, photo
     job = submit(photos, out, redis_server.url)
     stopping = worker_factory(redis_server.url, concurrency=2)
     wait_until_started(job, redis_server.url)
-    wait_for(stopping.busy_pool_pid, 30, "the worker to be running a task")
+    wait_for(stopping.busy_pool_pid, "the worker to be running a task", 30)
 
     stopping.process.send_signal(signal.SIGTERM)  # to the main process only, as the FAQ says
     assert_struck_mid_job(job_status(job, redis_server.url))
@@ -127,7 +127,7 @@ def test_worker_frozen_past_visibility_timeout_runs_twice_counts_once(
     frozen.wait_ready()
     other.wait_ready()
     wait_until_started(job, url)
-    wait_for(frozen.busy_pool_pid, 30, "the worker to be running a task")
+    wait_for(frozen.busy_pool_pid, "the worker to be running a task", 30)
 
     frozen.signal_group(signal.SIGSTOP)
     try:
@@ -140,14 +140,14 @@ def test_worker_frozen_past_visibility_timeout_runs_twice_counts_once(
     # The frozen worker wakes, finishes the copy it held (already done by the other), and acks.
     wait_for(
         lambda: frozen.log().count("] succeeded in ") > finished_by_other,
-        60,
         "the woken worker to finish the task it held",
+        60,
     )
     broker = redis_server.client()
     wait_for(
         lambda: broker.llen(QUEUE) == 0 and broker.hlen("unacked") == 0,
-        4 * VISIBILITY_TIMEOUT_S + 30,
         "the queue and kombu's unacked hash to drain",
+        4 * VISIBILITY_TIMEOUT_S + 30,
     )
     assert_job_exact(job, url, photos, names, out)
     assert frozen.process.poll() is None and other.process.poll() is None

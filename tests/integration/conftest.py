@@ -1,76 +1,28 @@
-"""Real parts for the distributed tests: a redis-server on a free loopback port and real
-``colorquant worker`` processes. No fakes, no eager mode.
+"""Real parts for the distributed tests, from the shared harness: a redis-server on a free
+loopback port and real ``colorquant worker`` processes. No fakes, no eager mode.
 
 One redis-server and one pair of workers serve the whole session, because a worker takes a few
 seconds to start (each pool process imports scikit-learn). Every test uses its own job and
 folders, so they do not interfere.
 """
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import redis
-from distributed_helpers import (
-    READY_LINE,
-    VISIBILITY_TIMEOUT_S,
-    Cluster,
-    RedisServer,
-    free_port,
-    sample_photo,
-    start_worker,
-    stop_process_group,
-    wait_for,
-    write_generated_images,
-)
+
+from harness.cluster import Cluster
+from harness.images import sample_photo_path, write_generated_images
+from harness.workers import WorkerProcess
+
+#: COLORQUANT_VISIBILITY_TIMEOUT of the session's workers: far above any chunk's run time here,
+#: and short, so the lost-message sweep acts within seconds (it runs every timeout / 4).
+VISIBILITY_TIMEOUT_S = 10
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        message = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-            "--maxmemory-policy",
-            "noeviction",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = RedisServer(port, process)
-    client = server.client()
-
-    def answers():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    try:
-        wait_for(answers, "redis-server to answer", timeout=20)
-        yield server
-    finally:
-        stop_process_group(process, grace_s=5)
+def redis_server(session_redis):
+    return session_redis
 
 
 @pytest.fixture(scope="session")
@@ -78,19 +30,17 @@ def cluster(redis_server, tmp_path_factory) -> Cluster:
     """Two ``colorquant worker -c 1`` processes, both ready (pool processes warmed up)."""
     cluster = Cluster(redis_server)
     logs = tmp_path_factory.mktemp("workers")
-    env = {key: value for key, value in cluster.env.items() if key != "COLORQUANT_BROKER_URL"}
-    # Short, so the lost-message sweep acts within seconds (it runs every timeout / 4).
-    env["COLORQUANT_VISIBILITY_TIMEOUT"] = str(VISIBILITY_TIMEOUT_S)
+    env = {"COLORQUANT_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S)}
     try:
         for index in range(2):
-            cluster.workers.append(start_worker(redis_server.url, logs / f"w{index}.log", env))
+            worker = WorkerProcess(redis_server.url, logs / f"w{index}.log", 1, env)
+            cluster.workers.append(worker.start())
         for worker in cluster.workers:
-            match = wait_for(lambda w=worker: READY_LINE.search(w.log.read_text()), "worker ready")
-            worker.node = match.group(1)
+            worker.wait_ready()
         yield cluster
     finally:
         for worker in cluster.workers:
-            stop_process_group(worker.process)
+            worker.reap(graceful=True, timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +49,7 @@ def photo_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("photos") / "in"
     (folder / "sample").mkdir(parents=True)
     for name in ("china.jpg", "flower.jpg"):
-        shutil.copy(sample_photo(name), folder / "sample" / name)
+        shutil.copy(sample_photo_path(name), folder / "sample" / name)
     write_generated_images(folder / "generated", 16)
     (folder / "notes.txt").write_text("not an image; ignored, not failed\n")
     return folder

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from distributed_helpers import free_port, wait_for, write_generated_images
 from PIL import Image
+
+from harness.images import write_generated_images
+from harness.processes import free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -145,18 +147,11 @@ def test_inspect_ping_answers_from_both_workers(cluster):
 def test_cancel_skips_what_is_left(cluster, tmp_path):
     """Workers stop consuming while the job is submitted and cancelled, so every image is still
     pending when the cancel lands; once they consume again they drop the job's messages."""
-    from worker.app import make_app
-
-    control = make_app(cluster.redis.url).control
     write_generated_images(tmp_path / "in", 12)
-    nodes = [worker.node for worker in cluster.workers]
-    control.cancel_consumer("colorquant", destination=nodes, reply=True)
-    try:
+    with cluster.consumers_paused():
         job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
         job = job.strip()
         cancelled = cluster.cli("cancel", job)
-    finally:
-        control.add_consumer("colorquant", destination=nodes, reply=True)
     assert cancelled.returncode == 0, cancelled.stderr
     wait_for(cluster.queue_drained, "the cancelled job's messages to be dropped")
     document = cluster.status(job)
@@ -214,7 +209,7 @@ def test_forged_paths_write_nothing(cluster, tmp_path):
     app.send_task(CHUNK_TASK, (job, forged, "made-up-chunk"), queue="colorquant")
     wait_for(cluster.queue_drained, "the forged messages to be handled")
     wait_for(
-        lambda: "".join(w.log.read_text() for w in cluster.workers).count("refused a message") >= 2,
+        lambda: "".join(w.log() for w in cluster.workers).count("refused a message") >= 2,
         "both forged messages to be refused",
     )
     counts = ("total", "done", "failed", "skipped")
@@ -284,7 +279,7 @@ def test_only_pool_processes_load_scikit_learn(cluster, finished_job):
     is not fork-safe); each pool process loads it before its first task, and after a job it still
     runs a single thread (no BLAS/OpenMP thread pool)."""
     for worker in cluster.workers:
-        wait_for(lambda w=worker: "warmed up" in w.log.read_text(), "the pool to warm up")
+        wait_for(lambda w=worker: "warmed up" in w.log(), "the pool to warm up")
         assert "/sklearn/" not in mapped_files(worker.process.pid)
         assert "libgomp" not in mapped_files(worker.process.pid)
         pool = worker.pool_pids()
@@ -405,7 +400,7 @@ def test_pickled_message_is_refused(cluster, tmp_path):
     app.send_task(CHUNK_TASK, (job, [[0, "gen-000.png", "x", "x.png"]]), serializer="pickle")
     wait_for(cluster.queue_drained, "the pickled message to be handled")
     assert not out.exists()
-    logs = "".join(worker.log.read_text() for worker in cluster.workers)
+    logs = "".join(worker.log() for worker in cluster.workers)
     assert "Refusing to deserialize untrusted content of type pickle" in logs
     assert cluster.status(job)["total"] == 1 and cluster.status(job)["failed"] == 0
     ping = app.control.ping(destination=[w.node for w in cluster.workers], timeout=5)
@@ -416,19 +411,12 @@ def test_pickled_message_is_refused(cluster, tmp_path):
 def test_messages_lost_by_the_broker_are_sent_again(cluster, tmp_path):
     """Every message of a job vanishes from Redis (as after a crash that kept kombu's pops but not
     its unacked copies): the job's chunk ledger brings them back, and the job finishes exactly."""
-    from worker.app import make_app
-
-    control = make_app(cluster.redis.url).control
     write_generated_images(tmp_path / "in", 4)
-    nodes = [worker.node for worker in cluster.workers]
-    control.cancel_consumer("colorquant", destination=nodes, reply=True)
-    try:
+    with cluster.consumers_paused():
         job = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", check=True).stdout
         assert cluster.redis.client().delete("colorquant") == 1
-    finally:
-        control.add_consumer("colorquant", destination=nodes, reply=True)
     final = cluster.wait_until_final(job.strip())
     assert (final["state"], final["done"], final["total"], final["failed"]) == ("done", 4, 4, 0)
     assert len(list((tmp_path / "out").glob("*.png"))) == 4
-    logs = "".join(worker.log.read_text() for worker in cluster.workers)
+    logs = "".join(worker.log() for worker in cluster.workers)
     assert f"job {job.strip()} has pending images but no message left" in logs

@@ -11,13 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from distributed_helpers import (
-    free_port,
-    stop_process_group,
-    wait_for,
-    write_generated_images,
-)
 from prometheus_client.parser import text_string_to_metric_families
+
+from harness.images import write_generated_images
+from harness.processes import free_port, stop_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # real workers and a real job
 
@@ -77,7 +74,7 @@ def exporter(cluster, tmp_path):
         wait_for(serving, "the exporter to serve /metrics", timeout=60, poll=0.3)
         yield port
     finally:
-        stop_process_group(process, grace_s=5)
+        stop_group(process, grace_s=5)
 
 
 @contextmanager

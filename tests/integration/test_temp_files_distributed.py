@@ -5,8 +5,8 @@ and job)."""
 import json
 
 import pytest
-from distributed_helpers import write_generated_images
 
+from harness.images import write_generated_images
 from pipeline.save import TEMP_MARKER
 from tests.temp_writers import killed_writer, temps_in
 

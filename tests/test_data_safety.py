@@ -1,0 +1,233 @@
+"""Never destroy what colorquant did not write: one test per way a user could lose a file.
+
+Each test asserts the exit code and that the original's bytes are unchanged.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.discover import InputItem, output_names
+from pipeline.job import Status
+from pipeline.ownership import same_file
+from pipeline.params import QuantizeParams
+from pipeline.process import quantize_file
+from pipeline.save import write_pair_atomic
+from tests.conftest import run_cli, sample_photo_path
+
+FOREIGN = b"a file the user made, not colorquant\n"
+
+
+def small_png(path: Path, shade: int = 40) -> bytes:
+    """A tiny real PNG at ``path``; returns its bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (24, 16), (shade, 90, 160))
+    image.paste((200, shade, 30), (0, 0, 12, 8))
+    image.save(path)
+    return path.read_bytes()
+
+
+def one_error_line(completed) -> str:
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("error: "), completed.stderr
+    return lines[0]
+
+
+def test_run_star_png_into_their_own_folder_is_refused(tmp_path):
+    """``colorquant run *.png -o .``: every output would replace its input."""
+    originals = {
+        name: small_png(tmp_path / name, shade) for name, shade in (("a.png", 10), ("b.png", 90))
+    }
+    completed = run_cli("run", *(tmp_path / name for name in originals), "-o", tmp_path)
+    assert completed.returncode == 2
+    assert "would replace the input" in one_error_line(completed)
+    for name, data in originals.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"], "nothing may be written"
+
+
+def test_run_one_photo_into_its_own_folder_is_refused(tmp_path):
+    photo = tmp_path / "photo.png"
+    original = small_png(photo)
+    completed = run_cli("run", photo, "-o", tmp_path, "--overwrite")
+    assert completed.returncode == 2, "--overwrite never allows replacing an input"
+    one_error_line(completed)
+    assert photo.read_bytes() == original
+    assert os.listdir(tmp_path) == ["photo.png"]
+
+
+def test_run_into_a_parent_folder_never_replaces_a_file_it_did_not_write(tmp_path):
+    """``run in/sub -o in`` over an ``in/china.png`` that colorquant never wrote."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copyfile(sample_photo_path("china.jpg"), folder / "sub" / "china.jpg")
+    mine = folder / "china.png"
+    original = small_png(mine)
+    completed = run_cli("run", folder / "sub", "-o", folder, "--json")
+    assert completed.returncode == 1
+    report = json.loads(completed.stdout)
+    assert report["failed"] == 1
+    assert str(mine) in report["failures"][0]["error"]
+    assert "--overwrite" in report["failures"][0]["error"]
+    assert mine.read_bytes() == original
+    assert not (folder / "china.palette.json").exists()
+
+    forced = run_cli("run", folder / "sub", "-o", folder, "--overwrite", "--json")
+    assert forced.returncode == 0 and json.loads(forced.stdout)["done"] == 1
+    assert json.loads((folder / "china.palette.json").read_text())["source"] == "china.jpg"
+
+
+def test_run_into_a_parent_folder_refuses_an_output_that_is_an_input(tmp_path):
+    """in/sub/sub/a.png's output is in/sub/a.png, which is itself an input of the job."""
+    folder = tmp_path / "in"
+    inner = small_png(folder / "sub" / "a.png", 10)
+    small_png(folder / "sub" / "sub" / "a.png", 90)
+    completed = run_cli("run", folder / "sub", "-o", folder)
+    assert completed.returncode == 2
+    assert "would replace the input" in one_error_line(completed)
+    assert (folder / "sub" / "a.png").read_bytes() == inner
+    assert not list(folder.rglob("*.palette.json"))
+
+
+def test_a_foreign_file_at_a_sidecar_path_is_never_replaced(tmp_path):
+    """Any file written beside the image (here the palette JSON) is covered by the same rule."""
+    small_png(tmp_path / "in" / "a.png")
+    sidecar = tmp_path / "out" / "a.palette.json"
+    sidecar.parent.mkdir()
+    sidecar.write_bytes(FOREIGN)
+    completed = run_cli("run", tmp_path / "in", "-o", tmp_path / "out", "--json")
+    assert completed.returncode == 1
+    assert str(sidecar) in json.loads(completed.stdout)["failures"][0]["error"]
+    assert sidecar.read_bytes() == FOREIGN
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_rerun_replaces_what_colorquant_wrote(tmp_path):
+    """The rule must not block colorquant's own outputs: other settings redo them."""
+    small_png(tmp_path / "in" / "a.png")
+    assert run_cli("run", tmp_path / "in", "-o", tmp_path / "out", "-k", "4").returncode == 0
+    again = run_cli("run", tmp_path / "in", "-o", tmp_path / "out", "-k", "8", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["done"] == 1
+
+
+def test_compare_onto_its_own_image_is_refused(tmp_path):
+    image = tmp_path / "x.png"
+    original = small_png(image)
+    completed = run_cli("compare", image, "-o", image, "--overwrite")
+    assert completed.returncode == 2
+    one_error_line(completed)
+    assert image.read_bytes() == original
+
+
+def test_compare_never_replaces_a_file_it_did_not_draw(tmp_path):
+    image = tmp_path / "x.png"
+    small_png(image)
+    figure = tmp_path / "figure.png"
+    figure.write_bytes(FOREIGN)
+    completed = run_cli("compare", image, "-o", figure, "-k", "4")
+    assert completed.returncode == 1
+    assert str(figure) in one_error_line(completed)
+    assert figure.read_bytes() == FOREIGN
+
+
+@pytest.mark.slow  # draws three figures with matplotlib (about 2 s each)
+def test_compare_redraws_its_own_figure_and_writes_other_formats(tmp_path):
+    image = tmp_path / "x.png"
+    small_png(image)
+    figure = tmp_path / "figure.png"
+    assert run_cli("compare", image, "-o", figure, "-k", "4").returncode == 0
+    assert run_cli("compare", image, "-o", figure, "-k", "8").returncode == 0, "ours: redrawn"
+    jpeg = tmp_path / "figure.jpg"
+    assert run_cli("compare", image, "-o", jpeg, "-k", "4").returncode == 0
+    with Image.open(jpeg) as drawn:
+        assert drawn.format == "JPEG"
+
+
+@pytest.mark.parametrize("occupied", ["input/china.jpg", "china-compare.png"])
+def test_demo_never_replaces_a_file_it_did_not_write(tmp_path, occupied):
+    folder = tmp_path / "demo"
+    mine = folder / occupied
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(FOREIGN)
+    completed = run_cli("demo", "-o", folder)
+    assert completed.returncode == 1
+    assert str(mine) in one_error_line(completed)
+    assert mine.read_bytes() == FOREIGN
+    assert not (folder / "default").exists(), "refused before any work"
+
+
+def test_submit_refuses_an_output_that_is_an_input_before_any_broker(tmp_path):
+    """The submitter's check comes first: nothing is queued or written, broker or not."""
+    photo = tmp_path / "photo.png"
+    original = small_png(photo)
+    completed = run_cli("submit", photo, "-o", tmp_path, "--broker", "redis://127.0.0.1:9/0")
+    assert completed.returncode == 2
+    assert "would replace the input" in one_error_line(completed)
+    assert photo.read_bytes() == original
+    assert os.listdir(tmp_path) == ["photo.png"]
+
+
+def item_for(photo: Path) -> InputItem:
+    return InputItem(str(photo.parent), photo.name, photo.name, photo.stem + ".png")
+
+
+def test_quantize_file_refuses_to_write_over_its_own_input(tmp_path):
+    """The check every runner (embedded and Celery worker) makes again, per image."""
+    photo = tmp_path / "photo.png"
+    original = small_png(photo)
+    for overwrite in (False, True):
+        result = quantize_file(item_for(photo), tmp_path, QuantizeParams(k=4), overwrite=overwrite)
+        assert result.status == Status.FAILED and "this image itself" in result.error
+    assert photo.read_bytes() == original
+    assert os.listdir(tmp_path) == ["photo.png"]
+
+
+def test_quantize_file_refuses_a_foreign_file_unless_overwrite(tmp_path):
+    photo = tmp_path / "in" / "photo.png"
+    small_png(photo)
+    foreign = tmp_path / "out" / "photo.png"
+    original = small_png(foreign, shade=200)
+    refused = quantize_file(item_for(photo), tmp_path / "out", QuantizeParams(k=4), job="j1")
+    assert refused.status == Status.FAILED and str(foreign) in refused.error
+    assert foreign.read_bytes() == original
+    forced = quantize_file(item_for(photo), tmp_path / "out", QuantizeParams(k=4), overwrite=True)
+    assert forced.status == "done" and foreign.read_bytes() != original
+
+
+def test_an_alias_of_an_input_in_out_is_detected_as_that_input(tmp_path):
+    """On a case-insensitive file system ``OUT/PHOTO.png`` and ``in/photo.png`` can be one file.
+
+    Linux file systems here are case-sensitive, so the alias is made the other way a file gets
+    two names, a hard link: the check asks the file system for identity (device and inode), so
+    it sees through either kind of alias, never comparing names.
+    """
+    photo = tmp_path / "photo.png"
+    original = small_png(photo)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(photo, out / "photo.png")
+    assert same_file(out / "photo.png", photo)
+    result = quantize_file(item_for(photo), out, QuantizeParams(k=4), overwrite=True)
+    assert result.status == Status.FAILED
+    assert photo.read_bytes() == original
+
+
+def test_output_names_never_differ_by_case_alone():
+    """Two inputs whose outputs differ only in case would be one file on such a file system."""
+    names = output_names(["B.jpg", "b.png", "C.jpg", "c.jpg", "d.jpg"])
+    assert len({name.casefold() for name in names}) == len(names)
+    assert names == ["B.jpg.png", "b.png.png", "C.jpg.png", "c.jpg~2.png", "d.png"]
+
+
+def test_an_image_is_never_left_without_its_palette(tmp_path):
+    """When the palette cannot be written, the new image is taken back."""
+    image, palette = tmp_path / "a.png", tmp_path / "a.palette.json"
+    palette.mkdir()  # a rename onto a folder fails
+    with pytest.raises(OSError):
+        write_pair_atomic((image, b"png"), (palette, b"{}"))
+    assert not image.exists()
