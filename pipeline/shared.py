@@ -109,7 +109,7 @@ def write_shared_palette(out_root, colors, params: QuantizeParams, merged, job: 
         entries.append(entry)
     document = {
         "palette": "shared",
-        **{key: params.to_json()[key] for key in ("k", "method", "sample", "seed")},
+        **{key: params.to_json()[key] for key in ("k", "method", "sample", "seed", "space")},
         "images": merged.images,
         "pixels": merged.pixels,
         "colors": entries,
