@@ -16,6 +16,7 @@ from typing import Annotated, get_type_hints
 import typer
 
 from pipeline.settings import (
+    DEFAULT_DITHER,
     EXPORT_FORMATS,
     IMAGE_FORMATS,
     MAX_COLORS,
@@ -102,6 +103,18 @@ SpaceOpt = Annotated[
         "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
     ),
 ]
+DitherOpt = Annotated[
+    float,
+    typer.Option(
+        "--dither",
+        metavar="LEVEL",
+        min=0.0,
+        max=1.0,
+        help="Error-diffusion dithering strength, 0–1: hides banding in skies and skin, mostly "
+        "in flat areas and gradients. [bold]0[/]: none, every pixel its nearest palette colour "
+        "(flat graphics, the example's recipe).",
+    ),
+]
 MetricsOpt = Annotated[
     str,
     typer.Option(
@@ -162,6 +175,7 @@ class QuantizeOptions:
     seed: SeedOpt = 0
     method: MethodOpt = "kmeans"
     space: SpaceOpt = SPACES[0]
+    dither: DitherOpt = DEFAULT_DITHER
     metrics: MetricsOpt = METRICS_LEVELS[0]
     palette: PaletteOpt = "per-image"
     format: FormatOpt = "png"

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, replace
 
 from pipeline.settings import (
+    DEFAULT_DITHER,
     EXPORT_FORMATS,
     IMAGE_FORMATS,
     MAX_COLORS,
@@ -20,8 +21,8 @@ LEGACY_SPACE = "rgb"
 
 @dataclass(frozen=True)
 class QuantizeParams:
-    """What a user chose: palette size, sampling, seed, method and colour space, where the
-    palette comes from, and what is written.
+    """What a user chose: palette size, sampling, seed, method, colour space and dithering
+    strength, where the palette comes from, and what is written.
 
     ``sample`` is ``None`` for "all pixels" (the default: fit the colour histogram) or a pixel
     count for the seed example's random subsample. ``random`` ignores ``sample``. ``space`` is
@@ -39,6 +40,7 @@ class QuantizeParams:
     seed: int = 0
     method: str = "kmeans"
     space: str = SPACES[0]
+    dither: float = DEFAULT_DITHER
     metrics: str = METRICS_LEVELS[0]
     palette: str = PER_IMAGE
     colors: tuple[tuple[int, ...], ...] | None = None
@@ -58,6 +60,7 @@ class QuantizeParams:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.space not in SPACES:
             raise ValueError(f"space must be one of {', '.join(SPACES)}, got {self.space!r}")
+        object.__setattr__(self, "dither", parse_dither(self.dither))
         if self.metrics not in METRICS_LEVELS:
             levels = ", ".join(METRICS_LEVELS)
             raise ValueError(f"metrics must be one of {levels}, got {self.metrics!r}")
@@ -108,6 +111,7 @@ class QuantizeParams:
             "sample": self.sample_label,
             "seed": self.seed,
             "space": self.space,
+            "dither": self.dither,
             # Not "metrics": in a palette file that key holds the measured values.
             "metrics_level": self.metrics,
             "palette": self.palette,
@@ -130,6 +134,7 @@ class QuantizeParams:
                 seed=data["seed"],
                 method=data["method"],
                 space=data.get("space", LEGACY_SPACE),
+                dither=data.get("dither", 0.0),  # files from before dithering were undithered
                 metrics=data.get("metrics_level", METRICS_LEVELS[0]),
                 palette=data.get("palette", PER_IMAGE),
                 colors=None if colors is None else tuple(tuple(row) for row in colors),
@@ -151,6 +156,17 @@ def parse_sample(value) -> int | None:
     if count < 1:
         raise ValueError(f"--sample must be 'all' or a positive pixel count, got {value!r}")
     return count
+
+
+def parse_dither(value) -> float:
+    """A dithering strength from 0 to 1 (as number or text) → float; ValueError otherwise."""
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= level <= 1.0:
+        raise ValueError(f"--dither must be a number from 0 to 1, got {value!r}")
+    return level
 
 
 def _check_colors(colors) -> None:

@@ -5,16 +5,18 @@
 """
 
 import errno
+import hashlib
 import json
 import os
 import socket
+import stat
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.discover import InputItem, output_paths
 from pipeline.job import Status
-from pipeline.load import ImageRejected, load_image
+from pipeline.load import ImageRejected, check_inside, load_image
 from pipeline.outputs import OutputFiles, encode_image, export_files
 from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
 from pipeline.palette_files import document_colors
@@ -97,11 +99,16 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     from pipeline.quantize import label_image, quantize_image
 
     started = time.perf_counter()
+    # Hashed before decoding: an edit made meanwhile leaves a stale digest, so it is redone.
+    digest = source_digest(item)
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
     if params.colors is not None:  # a palette file's, or the job's shared one: no fit
         result = label_image(
-            loaded.image, np.array(params.colors, dtype=np.uint8), space=params.space
+            loaded.image,
+            np.array(params.colors, dtype=np.uint8),
+            space=params.space,
+            dither=params.dither,
         )
     else:
         result = quantize_image(loaded.image, params)
@@ -117,6 +124,7 @@ def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
     document = palette_document(item, params, result, loaded.bytes_in, len(encoded), job, timings)
     document["output"] = files.output
     document["metrics"]["ssimulacra2"] = None if score is None else round(score, 4)
+    document["source_sha256"] = digest
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
     palette = json_bytes(document)  # encoded before anything is written: no image left alone
     write_pair_atomic((files.image, encoded), (files.palette, palette))
@@ -197,19 +205,23 @@ def _refused_output(
 
 
 def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:
-    """True when the existing output came from this source, unchanged since, with ``params``."""
+    """True when the existing output came from this source's current bytes with ``params``.
+
+    The rule is the source's content, not its mtime: ``cp -p``, ``rsync -t`` and an edit that
+    keeps the size (any uncompressed BMP, TIFF or PPM) carry an older mtime. Hashing costs a
+    read of the file, cheap next to decoding it; a different size settles it without reading.
+    """
     try:
-        source = os.stat(item.path)
-        unchanged = (
-            previous["metrics"]["bytes_in"] == source.st_size
-            and os.stat(png_path).st_mtime_ns >= source.st_mtime_ns
-        )
-        return (
-            unchanged
+        if not (
+            png_path.is_file()
             and previous.get("source") == item.source
             and QuantizeParams.from_json(previous).image_work() == params.image_work()
             and (params.colors is None or _same_colors(previous, params.colors))
-        )
+            and previous["metrics"]["bytes_in"] == os.stat(item.path).st_size
+        ):
+            return False
+        digest = source_digest(item)
+        return digest is not None and previous.get("source_sha256") == digest
     except (KeyError, TypeError, ValueError, OSError):
         return False
 
@@ -224,6 +236,20 @@ def _same_colors(previous: dict, given) -> bool:
         )
 
     return opaque(document_colors(previous).tolist()) == opaque(given)
+
+
+def source_digest(item: InputItem) -> str | None:
+    """The SHA-256 of a source file's bytes, in hex: what the skip rule compares. None for
+    anything :func:`load_image` would refuse to read (it says why): a path that leaves the
+    input tree, a missing file, or one that is not a regular file (a FIFO must not block)."""
+    try:
+        real = check_inside(Path(item.path), Path(item.root))
+        with open(os.open(real, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except (ImageRejected, OSError):
+        return None
 
 
 def _result_from_palette(item: InputItem, document: dict, status: Status) -> FileResult:

@@ -26,7 +26,7 @@ from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
-from pipeline.settings import SPACES, STRIP_PIXELS
+from pipeline.settings import DEFAULT_DITHER, SPACES, STRIP_PIXELS
 
 
 @dataclass
@@ -62,11 +62,15 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
     timer.lap("fit")
-    return _labelled(source, histogram, palette, timer, params.space)
+    return _labelled(source, histogram, palette, timer, params.space, params.dither)
 
 
 def label_image(
-    image: Image.Image, palette: np.ndarray, *, space: str = SPACES[0], dither: float = 0.0
+    image: Image.Image,
+    palette: np.ndarray,
+    *,
+    space: str = SPACES[0],
+    dither: float = DEFAULT_DITHER,
 ) -> QuantizedImage:
     """Map every pixel of ``image`` to the given palette ((n, 3) or (n, 4) uint8, n ≤ 256).
 
@@ -75,8 +79,6 @@ def label_image(
     transparent entry moves last. An RGB image given an RGBA palette is labelled as opaque RGBA.
     """
     check_space(space)
-    if dither:
-        raise ValueError("dithering is not available in this version; use dither 0")
     palette = np.asarray(palette, dtype=np.uint8)
     if palette.ndim != 2 or palette.shape[1] not in (3, 4) or not 1 <= len(palette) <= 256:
         raise ValueError(f"a palette is 1–256 RGB or RGBA colours, got shape {palette.shape}")
@@ -88,7 +90,7 @@ def label_image(
     timer.lap("sample")
     palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
     timer.laps["fit"] = 0.0  # nothing fitted: the palette was given
-    return _labelled(source, histogram, palette, timer, space)
+    return _labelled(source, histogram, palette, timer, space, dither)
 
 
 def _palette_for(palette: np.ndarray, channels: int, has_clear_pixels: bool) -> np.ndarray:
@@ -106,9 +108,12 @@ def _palette_for(palette: np.ndarray, channels: int, has_clear_pixels: bool) -> 
 
 
 def _labelled(
-    source: PixelSource, histogram: ColorHistogram, palette, timer, space: str
+    source: PixelSource, histogram: ColorHistogram, palette, timer, space: str, dither: float
 ) -> QuantizedImage:
-    labels, counts, error = _label_all(source, histogram, palette, space)
+    if dither > 0:
+        labels, counts, error = _dither_all(source, palette, space, dither)
+    else:
+        labels, counts, error = _label_all(source, histogram, palette, space)
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
     indexed = _indexed_image(labels, source.image.size, palette[:, :3], alphas)
@@ -195,6 +200,22 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     if channels == 3:
         table = histogram.present = None  # 16 MB no longer needed: keep the peak down
         error, counts = _error_and_counts(source.image, labels, palette)
+    return labels, counts, error
+
+
+def _dither_all(source: PixelSource, palette: np.ndarray, space: str, level: float):
+    """Labels by error diffusion, with their per-entry counts and squared error."""
+    from pipeline.dither import dither_labels  # numba loads only where pixels are dithered
+
+    labels = dither_labels(source, palette, level, space)
+    if source.channels == 3:
+        error, counts = _error_and_counts(source.image, labels, palette)
+        return labels, counts, error
+    counts = np.bincount(labels, minlength=len(palette))
+    error, start = 0, 0
+    for strip in source.strips():
+        error += squared_error(strip, labels[start : start + len(strip)], palette)
+        start += len(strip)
     return labels, counts, error
 
 

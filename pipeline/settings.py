@@ -43,6 +43,10 @@ DEFAULT_MAX_PIXELS = 120_000_000
 #: Smallest and largest palette size accepted for -k.
 MIN_COLORS, MAX_COLORS = 2, 256
 
+#: Default error-diffusion strength (``--dither``): 0 is exact labelling, 1 passes on all of
+#: each pixel's error. Chosen by benchmarks/dither.py (SSIMULACRA2 at pngquant's file size).
+DEFAULT_DITHER = 1.0
+
 #: The methods a user can pick.
 METHODS = ("kmeans", "random")
 

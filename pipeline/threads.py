@@ -33,8 +33,12 @@ def limit_threads_now() -> None:
 
 
 def warm_up() -> None:
-    """Import the quantizer and scikit-learn now, so the first image does not pay for it."""
+    """Import the quantizer and scikit-learn, and load the compiled dithering loop, now, so
+    the first image does not pay for them."""
     import sklearn.cluster  # noqa: F401
     import sklearn.utils  # noqa: F401
 
+    import pipeline.dither
     import pipeline.quantize  # noqa: F401
+
+    pipeline.dither.warm_up()

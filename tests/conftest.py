@@ -72,3 +72,34 @@ def load_rgb(path: Path) -> np.ndarray:
 def psnr(reference: np.ndarray, result: np.ndarray) -> float:
     mse = np.mean((reference.astype(np.float64) - result.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def check_output_against_source(source: Path, output: Path, document: dict) -> None:
+    """Check an output against its source and its palette JSON from the files alone: every
+    pixel's colour is one of the palette's, each entry's count is its pixels, and the PSNR
+    recomputed against the upright source is the one recorded."""
+    from PIL import ImageOps
+
+    has_alpha = any("alpha" in colour for colour in document["colors"])
+    mode = "RGBA" if has_alpha else "RGB"
+    with Image.open(output) as image:
+        assert image.mode == "P", f"{output.name}: mode {image.mode}, not indexed"
+        indices = np.asarray(image)
+        pixels = np.asarray(image.convert(mode)).reshape(-1, len(mode))
+    entries = np.array(
+        [[*colour["rgb"], colour.get("alpha", 255)][: len(mode)] for colour in document["colors"]]
+    )
+    packed = pixels.astype(np.int64) @ (256 ** np.arange(len(mode)))
+    palette_packed = entries.astype(np.int64) @ (256 ** np.arange(len(mode)))
+    strays = np.unique(pixels[~np.isin(packed, palette_packed)], axis=0)
+    assert not len(strays), f"{output.name}: colours not in its palette JSON: {strays[:5]}"
+    counts = np.bincount(indices.ravel(), minlength=len(entries))
+    assert counts.tolist() == [colour["count"] for colour in document["colors"]], output.name
+    with Image.open(source) as original:
+        upright = np.asarray(ImageOps.exif_transpose(original).convert(mode))
+    recomputed = psnr(upright.reshape(-1, len(mode)), pixels)
+    recorded = document["metrics"]["psnr"]
+    if recorded is None:
+        assert recomputed == float("inf"), f"{output.name}: lossy but recorded as lossless"
+    else:
+        assert recorded == pytest.approx(recomputed, abs=1e-3), output.name

@@ -103,7 +103,7 @@ def test_color_table_equals_brute_force():
 def image_labels_match_brute_force(image: Image.Image, k: int, space: str) -> None:
     """quantize_image's indexed result: each opaque pixel is its palette's nearest colour in
     ``space``, and the reported mse is the exact one."""
-    result = quantize_image(image, QuantizeParams(k=k, space=space))
+    result = quantize_image(image, QuantizeParams(k=k, space=space, dither=0))
     source = np.asarray(image).reshape(-1, len(image.mode)).astype(np.int64)
     labels = np.asarray(result.indexed).ravel()
     palette = result.palette.astype(np.int64)

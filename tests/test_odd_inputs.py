@@ -213,3 +213,80 @@ def test_colour_profile_is_carried_over_so_colours_stay_right(tmp_path):
     result, out = _quantize(tmp_path, folder, "tagged.jpg")
     assert result.status == "done"
     assert Image.open(out / "tagged.png").info["icc_profile"] == profile
+
+
+def few_colour_pattern(colours: np.ndarray, shape=(6, 9), block=3, seed=7) -> np.ndarray:
+    """A random, asymmetric layout of ``colours`` (each used), blown up into blocks: every
+    rotation or mirror of it differs, and it has fewer colours than K, so it quantizes
+    losslessly and can be compared exactly."""
+    rng = np.random.default_rng(seed)
+    index = rng.permutation(np.resize(np.arange(len(colours)), shape[0] * shape[1]))
+    layout = colours[index.reshape(shape)]
+    return layout.repeat(block, axis=0).repeat(block, axis=1)
+
+
+#: Six distinct colours, sRGB uint8.
+SIX_COLOURS = np.array(
+    [(200, 30, 40), (20, 160, 60), (30, 40, 190), (240, 220, 30), (10, 10, 10), (250, 250, 250)],
+    np.uint8,
+)
+
+#: How each EXIF orientation stores an upright image: the inverse of the turn or mirror a viewer
+#: applies (EXIF 2.3, tag 0x0112), written with numpy so it does not lean on Pillow's own.
+STORED_AS = {
+    1: lambda up: up,
+    2: lambda up: up[:, ::-1],
+    3: lambda up: up[::-1, ::-1],
+    4: lambda up: up[::-1],
+    5: lambda up: up.transpose(1, 0, 2),
+    6: lambda up: np.rot90(up, 1),  # the viewer turns it 90° clockwise
+    7: lambda up: up[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda up: np.rot90(up, -1),  # the viewer turns it 90° anticlockwise
+}
+
+
+def output_rgb(out: Path, name: str) -> np.ndarray:
+    with Image.open(out / name) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_every_exif_orientation_comes_out_upright_pixel_for_pixel(tmp_path, orientation):
+    upright = few_colour_pattern(SIX_COLOURS)
+    stored = np.ascontiguousarray(STORED_AS[orientation](upright))
+    assert orientation == 1 or not np.array_equal(stored, upright)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(folder / "turned.png", exif=exif)
+    result, out = _quantize(tmp_path, folder, "turned.png")
+    assert result.status == "done", result.error
+    assert np.array_equal(output_rgb(out, "turned.png"), upright)
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        (
+            "cmyk.tiff",
+            lambda: Image.fromarray(few_colour_pattern(SIX_COLOURS[:, [0, 1, 2, 0]]), "CMYK"),
+        ),
+        ("gray.png", lambda: Image.fromarray(few_colour_pattern(SIX_COLOURS[:, 0]))),
+        ("palette.gif", lambda: Image.fromarray(few_colour_pattern(SIX_COLOURS)).quantize(8)),
+    ],
+    ids=["cmyk", "grayscale", "palette-gif"],
+)
+def test_non_rgb_inputs_keep_the_colours_pillow_converts_them_to(tmp_path, name, make):
+    """CMYK, grayscale and palette images come out with exactly the RGB colours Pillow's own
+    ``convert("RGB")`` gives the source (few colours: the quantization itself is lossless)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make().save(folder / name)
+    with Image.open(folder / name) as source:
+        assert source.mode in ("CMYK", "L", "P")
+        reference = np.asarray(source.convert("RGB"))
+    result, out = _quantize(tmp_path, folder, name)
+    assert result.status == "done", result.error
+    assert np.array_equal(output_rgb(out, Path(name).stem + ".png"), reference)

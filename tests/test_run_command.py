@@ -56,7 +56,7 @@ def test_run_writes_an_indexed_png_and_palette_per_photo(photo_folder, tmp_path)
 
 def test_every_photo_beats_the_seed_method_in_rgb(photo_folder, tmp_path):
     out = tmp_path / "out"
-    code, _ = run_json(photo_folder, "-o", out, "-k", "64", "--space", "rgb")
+    code, _ = run_json(photo_folder, "-o", out, "-k", "64", "--space", "rgb", "--dither", "0")
     assert code == 0
     for source in sorted(photo_folder.rglob("*.*")):
         pixels = load_rgb(source).astype(np.uint8)
@@ -89,7 +89,20 @@ def test_seed_flags_reproduce_the_example_through_the_cli(tmp_path):
     folder.mkdir()
     (folder / "china.jpg").write_bytes(sample_photo_path("china.jpg").read_bytes())
     out = tmp_path / "out"
-    recipe = ("--space", "rgb", "--method", "kmeans", "--sample", "1000", "--seed", "0", "-k", "64")
+    recipe = (
+        "--space",
+        "rgb",
+        "--dither",
+        "0",
+        "--method",
+        "kmeans",
+        "--sample",
+        "1000",
+        "--seed",
+        "0",
+        "-k",
+        "64",
+    )
     code, _ = run_json(folder, "-o", out, *recipe)
     assert code == 0
     ours = sorted(

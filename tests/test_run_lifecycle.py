@@ -8,12 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from PIL import Image
 
 from pipeline.settings import TEMP_MARKER
-from tests.conftest import colorquant_launcher, run_cli
+from tests.conftest import colorquant_launcher, psnr, run_cli
 from tests.odd_files import photo
 
 #: Images in the interrupted run: enough that it is still going when the first output lands.
@@ -127,3 +128,34 @@ def test_run_leaves_every_input_byte_for_byte_the_same(tmp_path):
     completed = run_cli("run", folder, "-o", tmp_path / "out", "-k", "8", "-j", "2")
     assert completed.returncode == 0, completed.stderr
     assert file_digests(folder) == before
+
+
+def test_rerun_redoes_an_edit_that_keeps_size_and_mtime_and_skips_the_rest(tmp_path):
+    """The skip rule looks at the source's bytes: an edit that keeps the size and carries the
+    old mtime (``cp -p``, ``rsync -t``, any uncompressed BMP or PPM) is redone; a ``touch``
+    that changes nothing is skipped; every skipped output stays byte for byte the same."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, suffix in enumerate((".bmp", ".ppm", ".png")):
+        Image.fromarray(photo(seed=index)).save(folder / f"photo{index}{suffix}")
+    out = tmp_path / "out"
+    assert run_cli("run", folder, "-o", out, "-k", "8", "-j", "1").returncode == 0
+    first = file_digests(out)
+
+    edited = folder / "photo0.bmp"
+    old = edited.stat()
+    Image.fromarray(255 - photo(seed=0)).save(edited)  # a negative: same size, new pixels
+    os.utime(edited, ns=(old.st_atime_ns, old.st_mtime_ns))  # what cp -p leaves
+    assert edited.stat().st_size == old.st_size
+    touched = folder / "photo1.ppm"
+    os.utime(touched)  # a newer mtime, the same bytes
+
+    again = run_cli("run", folder, "-o", out, "-k", "8", "-j", "1", "--json")
+    report = json.loads(again.stdout)
+    assert (report["done"], report["skipped"], report["failed"]) == (1, 2, 0), report
+    second = file_digests(out)
+    changed = sorted(name for name in first if second[name] != first[name])
+    assert changed == ["photo0.palette.json", "photo0.png"]
+    with Image.open(out / "photo0.png") as result:
+        negative = np.asarray(result.convert("RGB"), dtype=np.float64)
+    assert psnr(255 - photo(seed=0), negative) > 25, "the output is not of the edited source"

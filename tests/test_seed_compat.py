@@ -11,7 +11,7 @@ from pipeline.params import QuantizeParams
 from pipeline.quantize import quantize_image
 
 #: The example's recipe, as flags: RGB distances.
-EXAMPLE = {"space": "rgb"}
+EXAMPLE = {"space": "rgb", "dither": 0}
 
 
 def seed_codebook(pixels: np.ndarray, k: int, seed: int, n_samples: int) -> np.ndarray:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from harness.images import write_generated_images
 from harness.processes import free_port, wait_for
+from tests.conftest import check_output_against_source
 
 pytestmark = [pytest.mark.integration]
 
@@ -95,6 +96,8 @@ def test_outputs_as_good_as_embedded_run(finished_job, photo_folder, tmp_path):
         assert document["colors"] == local[source]["colors"], source
         with Image.open(out / document["output"]) as image:
             assert image.mode == "P" and len(image.getpalette()) // 3 <= 64
+        # From the files alone, not from the same code's embedded run.
+        check_output_against_source(photo_folder / source, out / document["output"], document)
 
 
 @pytest.mark.slow
@@ -156,9 +159,13 @@ def test_cancel_skips_what_is_left(cluster, tmp_path):
     wait_for(cluster.queue_drained, "the cancelled job's messages to be dropped")
     document = cluster.status(job)
     assert document["state"] == "cancelled"
-    assert (document["done"], document["pending"], document["total"]) == (0, 12, 12)
+    counts = ("done", "pending", "cancelled", "total")
+    assert tuple(document[name] for name in counts) == (0, 0, 12, 12)
     assert not list((tmp_path / "out").rglob("*.png"))
     assert cluster.cli("watch", job).returncode == 1
+    # The workers say it once per pool process, not once per image or message.
+    said = [line for w in cluster.workers for line in w.log().splitlines() if job in line]
+    assert 1 <= len(said) <= len(cluster.workers), said
 
 
 @pytest.mark.slow
@@ -227,7 +234,10 @@ def test_forged_paths_write_nothing(cluster, tmp_path):
         "forged-d",
     }
     assert sorted(path.name for path in out.rglob("*")) == ["gen-000.palette.json", "gen-000.png"]
-    assert not (tmp_path / "escaped.png").exists()
+    # "../../escaped.png" below OUT (tmp_path / "out") would land in tmp_path's parent.
+    escaped = (out / "../../escaped.png").resolve()
+    assert escaped == tmp_path.parent / "escaped.png"
+    assert not escaped.exists(), f"a forged output path wrote {escaped}"
 
 
 def test_unreachable_broker_is_one_line_with_password_masked(tmp_path):
@@ -290,9 +300,16 @@ def test_only_pool_processes_load_scikit_learn(cluster, finished_job):
 
 
 @pytest.mark.parametrize(
-    "command", [["status", "nojob"], ["jobs"], ["watch", "nojob"], ["cancel", "nojob"], ["--help"]]
+    ("command", "exit_code"),
+    [
+        (["status", "nojob"], 2),
+        (["jobs"], 0),
+        (["watch", "nojob"], 2),
+        (["cancel", "nojob"], 2),
+        (["--help"], 0),
+    ],
 )
-def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command):
+def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command, exit_code):
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "cli", *command],
         env={**os.environ, "COLORQUANT_BROKER_URL": redis_server.url},
@@ -301,7 +318,14 @@ def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command):
         timeout=60,
         cwd=REPO,
     )
+    said = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    # The command ran to its answer (not an import error that would list no imports at all).
+    assert done.returncode == exit_code, (done.returncode, said[-5:])
+    assert "Traceback" not in done.stderr
+    if exit_code == 2:
+        assert said and said[-1].startswith("error: no job nojob"), said
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert {"typer", "cli"} <= imported
     assert not {name for name in imported if name.split(".")[0] in ("numpy", "sklearn", "scipy")}
 
 
@@ -311,9 +335,12 @@ def test_job_keys_expire_after_the_retention(finished_job, cluster):
     from worker.settings import DEFAULT_RETENTION_S
 
     client = cluster.redis.client()
-    for name, key in job_keys(finished_job[0]["job"]).items():
-        if client.exists(key):
-            assert 0 < client.ttl(key) <= DEFAULT_RETENTION_S, name
+    keys = job_keys(finished_job[0]["job"])
+    present = {name for name, key in keys.items() if client.exists(key)}
+    # A finished job without failures keeps at least its counts and its per-image records.
+    assert present >= {"meta", "items"}, present
+    for name in present:
+        assert 0 < client.ttl(keys[name]) <= DEFAULT_RETENTION_S, name
 
 
 @pytest.mark.slow

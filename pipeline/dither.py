@@ -1,0 +1,450 @@
+"""Stage 4, label with dithering: serpentine error diffusion towards a given palette.
+
+A palette of K colours cannot show a smooth sky: exact labelling turns it into bands. Error
+diffusion spreads each pixel's colour error onto the neighbours still to be labelled
+(Floyd–Steinberg's 7/16, 3/16, 5/16, 1/16, in alternating row directions so the error does not
+drift one way), so the average colour of an area matches the source and the bands dissolve.
+
+Done naively it also costs: dots on flat colours and bigger files, jagged edges, and stray bright
+pixels. So, like libimagequant's remapper:
+
+* errors too small to see are not diffused (a flat colour stays flat, files stay small);
+* large errors are damped, so one pixel's big miss does not spray odd colours around;
+* it is selective: the error a pixel takes in is scaled down where the source has edges or
+  fine texture (measured by second differences to the neighbours), since dithering there
+  makes edges ragged and adds nothing to texture that already breaks up bands;
+* it is alpha-aware: fully transparent pixels take the one clear palette entry and neither take
+  nor pass on error; opaque pixels ignore alpha error, so they stay opaque.
+
+The error lives in the working space (Oklab, or sRGB scaled to 0–1). Pixels are converted inside
+the compiled loop (a 256-entry table for the sRGB transfer function, a two-step Halley cube root)
+so no per-pixel float image is ever held, and the image is fed strip by strip, so memory stays
+flat on big photos. The nearest palette colour is searched from the previous pixel's colour
+outwards through that colour's neighbours sorted by distance, stopping once the triangle
+inequality rules the rest out: exact, and a handful of distance computations per pixel.
+
+Everything is deterministic: the same pixels, palette and settings give the same labels.
+
+numba compiles the loop once per machine and caches it on disk; :func:`warm_up` loads it in
+worker processes before their first image. This module imports numba, so only code that
+quantizes imports it.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Default strength: the fraction of each pixel's error passed on (0 = exact labelling).
+DEFAULT_LEVEL = 1.0
+
+#: An error (Euclidean, working-space units) below this is not diffused: about one sRGB step
+#: of a mid grey in Oklab lightness. Flat colours stay flat and files stay small.
+MIN_ERROR = 0.004
+
+#: An outgoing error above this is damped by DAMPING (libimagequant's fix for stray pixels).
+MAX_ERROR, DAMPING = 0.08, 0.75
+
+#: Each channel of the error a pixel takes in is clipped to ±CLIP, so an error that built up
+#: where the palette cannot follow (a saturated colour at the gamut's edge) cannot run away.
+CLIP = 0.08
+
+#: Selectivity: the incoming error is scaled by max(FLOOR, 1 − GAIN·contrast)², where contrast
+#: is the largest second difference of the source to its neighbours (working-space units).
+EDGE_GAIN, EDGE_FLOOR = 6.0, 0.0
+
+#: Nearest-colour grid (images without alpha): cell edge in working-space units, the box every
+#: source colour lies in per space (Oklab's sRGB gamut; sRGB's unit cube), and the number of
+#: candidate entries all filled cells may list together before the search goes without it.
+GRID_CELL = 1.0 / 32.0
+GRID_BOUNDS = {
+    "oklab": ((0.0, -0.234, -0.312), (1.0, 0.277, 0.199)),
+    "rgb": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+GRID_POOL = 1 << 20
+
+#: Weight of alpha against colour in the distance of semi-transparent pixels (libimagequant
+#: weighs alpha 0.625 against green 1.0).
+ALPHA_WEIGHT = 0.625
+
+#: Environment variable where numba keeps compiled code when set.
+CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def cache_dir_for(package_dir: Path, environ=os.environ) -> str | None:
+    """Where numba should cache compiled code, or None to leave it to numba.
+
+    numba caches next to the source (``__pycache__``). In a read-only install (a system
+    package, a container image) it would fall back to a per-user folder only if it finds one,
+    else recompile in every process; so choose one it can write: the user's cache folder, else
+    the temp folder. An explicit ``NUMBA_CACHE_DIR`` always wins.
+    """
+    if environ.get(CACHE_ENV):
+        return None
+    cache = package_dir / "__pycache__"
+    if os.access(cache if cache.exists() else package_dir, os.W_OK):
+        return None
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    if not os.access(base if os.path.isdir(base) else os.path.dirname(base), os.W_OK):
+        base = tempfile.gettempdir()
+    return os.path.join(base, f"colorquant-numba-{os.getuid()}")
+
+
+def _choose_cache_dir() -> None:
+    chosen = cache_dir_for(Path(__file__).parent)
+    if chosen is not None:
+        os.environ[CACHE_ENV] = chosen
+
+
+_choose_cache_dir()
+
+from numba import njit  # noqa: E402  (the cache folder must be chosen before numba loads)
+
+from pipeline.oklab import LINEAR_TO_LMS, LMS_TO_OKLAB, srgb_to_linear  # noqa: E402
+from pipeline.settings import SPACES  # noqa: E402
+
+
+@njit(cache=True)
+def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
+    """Packed pixels → (n, 4) working-space coordinates: colour (premultiplied by alpha) and
+    alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are float32 scratch of 3n each.
+
+    The cube roots of Oklab start from a bit-level guess (the exponent divided by three) and
+    take two Halley steps (relative error ≈ 1e-14); each stage is a plain loop over the row
+    that the compiler vectorises.
+    """
+    n = packed.shape[0]
+    if oklab:
+        for i in range(n):
+            p = packed[i]
+            lr, lg, lb = lut[p & 255], lut[(p >> 8) & 255], lut[(p >> 16) & 255]
+            for c in range(3):
+                lms[3 * i + c] = m1[c, 0] * lr + m1[c, 1] * lg + m1[c, 2] * lb
+        lms_bits, guess_bits = lms.view(np.int32), bits.view(np.int32)
+        for i in range(3 * n):
+            guess_bits[i] = lms_bits[i] // 3 + 709921077
+        for i in range(3 * n):
+            x, y = np.float64(lms[i]), np.float64(bits[i])
+            y3 = y * y * y
+            y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+            y3 = y * y * y
+            lms[i] = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+    for i in range(n):
+        p = packed[i]
+        alpha = ((p >> 24) & 255) / 255.0 if has_alpha else 1.0
+        for c in range(3):
+            if oklab:
+                value = (
+                    m2[c, 0] * lms[3 * i] + m2[c, 1] * lms[3 * i + 1] + m2[c, 2] * lms[3 * i + 2]
+                )
+            else:
+                value = ((p >> (8 * c)) & 255) / 255.0
+            out[i, c] = value * alpha
+        out[i, 3] = alpha * ALPHA_WEIGHT
+
+
+@njit(cache=True, inline="always")
+def _distance(pal, c, t0, t1, t2, t3):
+    d0, d1, d2, d3 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2, pal[c, 3] - t3
+    return d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
+
+
+@njit(cache=True, inline="always")
+def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
+    """Exact nearest palette entry to t among the ``allowed`` ones, searched outwards from
+    entry ``guess`` (which need not be allowed).
+
+    ``order[g]`` lists the entries by distance from entry g and ``gaps[g]`` those distances.
+    An entry c at distance D from g is at least D − |t − g| from t, so once D reaches
+    |t − g| + |t − best| no entry further out can be nearer.
+    """
+    from_guess = np.sqrt(_distance(pal, guess, t0, t1, t2, t3))
+    best, best_d, bound = -1, np.inf, np.inf
+    for j in range(order.shape[1]):
+        if gaps[guess, j] >= bound:
+            break
+        c = order[guess, j]
+        if not allowed[c]:
+            continue
+        d = _distance(pal, c, t0, t1, t2, t3)
+        if d < best_d or (d == best_d and c < best):
+            best, best_d = c, d
+            bound = from_guess + np.sqrt(d)
+    return best
+
+
+@njit(cache=True)
+def _fill_cell(pal, cell, lo, shape, cells, pool, used):
+    """List the palette entries that can be nearest to some point of grid cell ``cell``.
+
+    An entry whose smallest distance to the cell's box exceeds the smallest of the entries'
+    largest distances to it is never nearest there. Colour channels only: the grid serves
+    images without alpha, whose alpha coordinate is the same for every pixel and entry.
+    Returns False when the pool is full (the caller then searches without the grid).
+    """
+    index = (cell // (shape[1] * shape[2]), (cell // shape[2]) % shape[1], cell % shape[2])
+    k = pal.shape[0]
+    near = np.empty(k)
+    bound = np.inf
+    for c in range(k):
+        low = high = 0.0
+        for axis in range(3):
+            edge = lo[axis] + index[axis] * GRID_CELL
+            below, above = edge - pal[c, axis], pal[c, axis] - edge - GRID_CELL
+            gap = max(below, above, 0.0)
+            far = max(abs(below), abs(above))
+            low += gap * gap
+            high += far * far
+        near[c] = low
+        bound = min(bound, high)
+    first = used[0]
+    for c in range(k):
+        if near[c] <= bound:
+            if used[0] == pool.shape[0]:
+                used[0] = first
+                return False
+            pool[used[0]] = c
+            used[0] += 1
+    cells[cell, 0], cells[cell, 1] = first, used[0] - first
+    return True
+
+
+@njit(cache=True, inline="always")
+def _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3):
+    """Exact nearest palette entry to t from its grid cell's candidates; −1 off the grid."""
+    i = int((t0 - lo[0]) / GRID_CELL)
+    j = int((t1 - lo[1]) / GRID_CELL)
+    k = int((t2 - lo[2]) / GRID_CELL)
+    if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
+        return -1
+    cell = (i * shape[1] + j) * shape[2] + k
+    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, used):
+        return -1
+    first = cells[cell, 0]
+    best = pool[first]
+    best_d = _distance(pal, best, t0, t1, t2, t3)
+    for n in range(first + 1, first + cells[cell, 1]):
+        c = pool[n]
+        d = _distance(pal, c, t0, t1, t2, t3)
+        if d < best_d or (d == best_d and c < best):
+            best, best_d = c, d
+    return best
+
+
+@njit(cache=True, inline="always")
+def _contrast(above, row, below, x, width):
+    """Largest second difference of the source at x, horizontally or vertically."""
+    left, right = max(x - 1, 0), min(x + 1, width - 1)
+    edge = 0.0
+    for c in range(3):
+        centre = 2.0 * row[x, c]
+        edge = max(edge, abs(row[left, c] + row[right, c] - centre))
+        edge = max(edge, abs(above[x, c] + below[x, c] - centre))
+    return edge
+
+
+@njit(cache=True, inline="always")
+def _spread(here, ahead, i, side, c, q):
+    """Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead."""
+    here[i + side, c] += q * (7.0 / 16.0)
+    ahead[i - side, c] += q * (3.0 / 16.0)
+    ahead[i, c] += q * (5.0 / 16.0)
+    ahead[i + side, c] += q * (1.0 / 16.0)
+
+
+@njit(cache=True)
+def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out):
+    """Label row y, taking its incoming error from ``err[y % 2]`` and passing error on."""
+    pal, order, gaps, opaque, anything = palette
+    lo, shape, cells, pool, used = grid
+    has_alpha, clear, level, selective = settings
+    width = packed.shape[0]
+    here, ahead = err[y % 2], err[(y + 1) % 2]
+    ahead[:, :] = 0.0
+    forward = y % 2 == 0
+    side = 1 if forward else -1
+    guess = 0
+    for step in range(width):
+        x = step if forward else width - 1 - step
+        alpha = packed[x] >> 24 if has_alpha else 255
+        if alpha == 0 and clear >= 0:
+            out[x] = clear  # neither takes nor passes on error
+            continue
+        weight = level
+        if selective:
+            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
+            weight *= flat * flat
+        i = x + 1  # error rows have one cell of padding at each end
+        e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
+        e3 = here[i, 3] * weight if alpha < 255 else 0.0
+        if e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3 < MIN_ERROR * MIN_ERROR:
+            e0 = e1 = e2 = e3 = 0.0
+        t0 = row[x, 0] + min(max(e0, -CLIP), CLIP)
+        t1 = row[x, 1] + min(max(e1, -CLIP), CLIP)
+        t2 = row[x, 2] + min(max(e2, -CLIP), CLIP)
+        t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
+        found = (
+            -1 if has_alpha else _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
+        )
+        if found < 0:
+            # Opaque pixels stay opaque: they take opaque entries only (if there are any).
+            allowed = opaque if alpha == 255 else anything
+            found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
+        guess = found
+        out[x] = found
+        q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
+        q2, q3 = t2 - pal[found, 2], t3 - pal[found, 3]
+        damp = 1.0
+        if q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3 > MAX_ERROR * MAX_ERROR:
+            damp = DAMPING
+        _spread(here, ahead, i, side, 0, q0 * damp)
+        _spread(here, ahead, i, side, 1, q1 * damp)
+        _spread(here, ahead, i, side, 2, q2 * damp)
+        _spread(here, ahead, i, side, 3, q3 * damp)
+
+
+@njit(cache=True)
+def _feed(strip, last, packed, rows, scratch, err, received, table, palette, grid, settings, out):
+    """Take the next whole rows of the image and label every row whose next row is known.
+
+    Row y is labelled once row y + 1 has arrived (its contrast needs the row below), and the
+    last row when ``last`` is set. ``received[0]`` counts the rows taken so far.
+    """
+    lut, m1, m2, oklab = table
+    lms, bits = scratch
+    has_alpha = settings[0]
+    width = packed.shape[1]
+    for top in range(0, strip.shape[0], width):
+        y = received[0]
+        packed[y % 3, :] = strip[top : top + width]
+        _convert(packed[y % 3], has_alpha, lut, m1, m2, oklab, lms, bits, rows[y % 3])
+        received[0] = y + 1
+        if y >= 1:
+            _label_row(y - 1, y, packed, rows, palette, grid, settings, err, out)
+    if last and received[0] > 0:
+        _label_row(
+            received[0] - 1, received[0] - 1, packed, rows, palette, grid, settings, err, out
+        )
+
+
+@njit(cache=True)
+def _label_row(y, below, packed, rows, palette, grid, settings, err, out):
+    """Label row y of the three rows held (y − 1, y and ``below``)."""
+    width = packed.shape[1]
+    above = rows[max(y - 1, 0) % 3]
+    _diffuse_row(
+        y,
+        packed[y % 3],
+        above,
+        rows[y % 3],
+        rows[below % 3],
+        palette,
+        grid,
+        settings,
+        err,
+        out[y * width : (y + 1) * width],
+    )
+
+
+def _conversion_table(space: str):
+    """What the compiled conversion needs: sRGB code → linear light, Oklab's matrices, and
+    whether to use them (else the working space is sRGB scaled to 0–1)."""
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {', '.join(SPACES)}, got {space!r}")
+    lut = srgb_to_linear(np.arange(256) / 255.0)
+    m1, m2 = np.ascontiguousarray(LINEAR_TO_LMS), np.ascontiguousarray(LMS_TO_OKLAB)
+    return lut, m1, m2, space == "oklab"
+
+
+def _scratch(width: int):
+    return np.empty(3 * width, np.float32), np.empty(3 * width, np.float32)
+
+
+def working_coordinates(packed: np.ndarray, has_alpha: bool, space: str) -> np.ndarray:
+    """(n, 4) working-space coordinates of packed pixels, exactly as the dithering loop sees
+    them: colour premultiplied by alpha, then alpha × ALPHA_WEIGHT."""
+    lut, m1, m2, oklab = _conversion_table(space)
+    packed = np.ascontiguousarray(packed, dtype=np.uint32)
+    out = np.empty((len(packed), 4), dtype=np.float32)
+    _convert(packed, has_alpha, lut, m1, m2, oklab, *_scratch(len(packed)), out)
+    return out
+
+
+def neighbour_table(coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each palette entry, every entry sorted by distance from it, and those distances."""
+    coordinates = coordinates.astype(np.float64)
+    diff = coordinates[:, None, :] - coordinates[None, :, :]
+    distances = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    order = np.argsort(distances, axis=1, kind="stable")
+    return order.astype(np.int64), np.take_along_axis(distances, order, axis=1)
+
+
+def _grid(space: str):
+    """An empty, lazily filled grid over every point a dithered pixel can reach in ``space``:
+    per cell, where its candidate list starts in the pool (−1: not listed yet) and its length."""
+    lo, hi = GRID_BOUNDS[space]
+    lo, hi = np.array(lo) - CLIP, np.array(hi) + CLIP
+    shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
+    cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
+    pool = np.empty(GRID_POOL, dtype=np.int64)
+    return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
+
+
+def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab") -> np.ndarray:
+    """Palette index of every pixel of ``source`` (a PixelSource), by error diffusion.
+
+    ``palette`` is (n, channels) uint8 in palette order; for RGBA a final entry with alpha 0 is
+    the clear entry every fully transparent pixel takes (and no other pixel does).
+    """
+    if not 0.0 <= level <= 1.0:
+        raise ValueError(f"dither level must be between 0 and 1, got {level!r}")
+    palette = np.asarray(palette, dtype=np.uint8)
+    has_alpha = source.channels == 4
+    clear = len(palette) - 1 if has_alpha and palette[-1, 3] == 0 else -1
+    searched = palette[:clear] if clear >= 0 else palette
+    coordinates = working_coordinates(pack_colors(searched), has_alpha, space).astype(np.float64)
+    width, height = source.image.size
+    state = (
+        np.zeros((3, width), dtype=np.uint32),  # the packed rows held
+        np.zeros((3, width, 4), dtype=np.float32),  # and their working-space coordinates
+        _scratch(width),
+        np.zeros((2, width + 2, 4), dtype=np.float32),  # error of this row and the next
+        np.zeros(1, dtype=np.int64),  # rows received
+    )
+    table = _conversion_table(space)
+    opaque = searched[:, 3] == 255 if has_alpha else np.ones(len(searched), bool)
+    opaque |= not opaque.any()  # opaque pixels take opaque entries, if there are any
+    palette_arrays = (coordinates, *neighbour_table(coordinates), opaque, np.ones_like(opaque))
+    grid = _grid(space)
+    settings = (has_alpha, clear, float(level), True)
+    out = np.empty(width * height, dtype=np.uint8)
+    strips = source.strips()
+    strip = next(strips, None)
+    while strip is not None:
+        following = next(strips, None)
+        last = following is None
+        _feed(np.ascontiguousarray(strip), last, *state, table, palette_arrays, grid, settings, out)
+        strip = following
+    return out
+
+
+def pack_colors(colors: np.ndarray) -> np.ndarray:
+    """(n, 3 or 4) uint8 colours → packed pixels, opaque where no alpha is given."""
+    padded = np.full((len(colors), 4), 255, dtype=np.uint8)
+    padded[:, : colors.shape[1]] = colors
+    return padded.view(np.uint32).ravel()
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) the dithering loop on a tiny image."""
+    from PIL import Image
+
+    from pipeline.pixels import PixelSource
+
+    for mode in ("RGB", "RGBA"):
+        image = Image.linear_gradient("L").resize((8, 8)).convert(mode)
+        palette = np.array([[0] * len(mode), [255] * len(mode)], dtype=np.uint8)
+        for space in SPACES:
+            dither_labels(PixelSource(image), palette, DEFAULT_LEVEL, space)
