@@ -23,7 +23,8 @@ from pipeline.threads import limit_threads_env
 
 RESULTS = Path(__file__).parent / "results" / "palettes.json"
 
-#: Rounds of the shared-vs-per-image timing; each round runs both, in alternating order.
+#: Rounds of the shared-vs-per-image timing by default; each round runs both, in alternating
+#: order.
 ROUNDS = 2
 
 
@@ -84,11 +85,11 @@ def timed_run(photos: Path, out: Path, *extra: str) -> float:
     return time.perf_counter() - started
 
 
-def shared_vs_per_image(count: int) -> dict:
+def shared_vs_per_image(count: int, rounds: int = ROUNDS) -> dict:
     with tempfile.TemporaryDirectory(prefix="colorquant-palettes-") as temp:
         photos = photo_folder(Path(temp) / "photos", count)
         times = {"per-image": [], "shared": []}
-        for round_index in range(ROUNDS):
+        for round_index in range(rounds):
             order = ("per-image", "shared") if round_index % 2 == 0 else ("shared", "per-image")
             for palette in order:
                 seconds = timed_run(photos, Path(temp) / "out", "--palette", palette)
@@ -132,12 +133,13 @@ def render_palettes() -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=1000, help="photos of the shared job")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="timing rounds")
     args = parser.parse_args()
     limit_threads_env()
     results = {
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "formats": format_sizes(),
-        "shared": shared_vs_per_image(args.photos),
+        "shared": shared_vs_per_image(args.photos, args.rounds),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
