@@ -99,3 +99,50 @@ def mix() -> list[Path]:
             _save(big.crop((left, top, left + width, top + height)), path)
         paths.append(path)
     return paths
+
+
+#: Real colour photos that Python packages ship, by package: (file, name in the benchmark).
+#: scikit-image's are optional (``pip install scikit-image``); matplotlib's come with it.
+PACKAGED_PHOTOS = {
+    "skimage": (
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "hubble_deep_field.jpg",
+        "ihc.png",
+        "retina.jpg",
+        "rocket.jpg",
+    ),
+    "matplotlib": ("grace_hopper.jpg",),
+}
+
+
+def _package_photo_folder(package: str) -> Path | None:
+    from importlib.util import find_spec
+
+    spec = find_spec(package)
+    if spec is None:
+        return None
+    root = Path(spec.origin).parent
+    return root / "data" if package == "skimage" else root / "mpl-data" / "sample_data"
+
+
+def real_photos() -> list[Path]:
+    """The quality mix: china and flower plus the colour photos scikit-image and matplotlib
+    ship (0.1–2 MP: portraits, a cat, food, a rocket, deep space, a microscope slide, a retina
+    scan), each as a lossless PNG copy in the cache folder."""
+    root = cache_dir() / "real"
+    paths = list(samples())
+    for package, names in PACKAGED_PHOTOS.items():
+        folder = _package_photo_folder(package)
+        if folder is None:
+            print(f"  ({package} not installed: its photos are left out)", flush=True)
+            continue
+        for name in names:
+            path = root / (Path(name).stem + ".png")
+            if not path.exists():
+                root.mkdir(parents=True, exist_ok=True)
+                with Image.open(folder / name) as photo:
+                    photo.convert("RGB").save(path)
+            paths.append(path)
+    return paths

@@ -19,7 +19,7 @@ from pipeline.discover import InputItem, InputRoot, InputWalk
 from pipeline.job import Status, new_job_id
 from pipeline.jobrecord import roots_of, write_record
 from pipeline.params import QuantizeParams
-from pipeline.process import FileResult, quantize_file
+from pipeline.process import FileResult, quantize_file, settled_result
 from pipeline.save import remove_temps_in
 from pipeline.threads import limit_threads_env, warm_up
 
@@ -72,21 +72,36 @@ def run_batch(
 ) -> BatchSummary:
     """Quantize ``items`` with ``workers`` processes; call ``on_result`` as each one ends.
 
+    Images whose outcome is known without their pixels (up to date, refused) are settled here
+    first, so a re-run with nothing left to do starts no process and never loads scikit-learn.
+
     ``pool`` is a running :func:`worker_pool` to use (a phased job reuses one for every phase).
     """
     summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
     started = time.perf_counter()
     record = (out_root, summary.job, "run", roots_of(items), params.to_json())
     write_record(*record)
+
+    def settle(result: FileResult) -> None:
+        summary.add(result)
+        if on_result:
+            on_result(result)
+
+    left = []
+    for item in items:
+        settled = settled_result(item, out_root, params, job=summary.job, overwrite=overwrite)
+        if settled is None:
+            left.append(item)
+        else:
+            settle(settled)
     quantize = functools.partial(
         quantize_file, out_root=str(out_root), params=params, job=summary.job, overwrite=overwrite
     )
     try:
-        with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
-            for result in bounded_map(running, workers, quantize, items):
-                summary.add(result)
-                if on_result:
-                    on_result(result)
+        if left:
+            with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
+                for result in bounded_map(running, workers, quantize, left):
+                    settle(result)
     except BaseException:
         # Ctrl-C or a broken pool: the pool has let running images finish; sweep, so no temp
         # file is left in OUT.

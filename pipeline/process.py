@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.discover import InputItem, output_paths
+from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.load import ImageRejected, check_inside, load_image
 from pipeline.outputs import OutputFiles, encode_image, export_files
@@ -56,28 +56,11 @@ def quantize_file(
     overwrite: bool = False,
 ) -> FileResult:
     """Load, quantize and save one input; report the outcome instead of raising."""
-    if item.error:
-        return FileResult(item.source, item.output, Status.FAILED, item.error)
+    settled = settled_result(item, out_root, params, job=job, overwrite=overwrite)
+    if settled is not None:
+        return settled
+    files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     try:
-        files = OutputFiles.of(out_root, item.output, params.format, params.exports)
-    except ValueError as exc:
-        return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    previous = _read_palette(files.palette)
-    refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
-    if refused:
-        return FileResult(item.source, files.output, Status.FAILED, refused)
-    try:
-        current = is_palette_of(previous, files.output) and files.image.is_file()
-        if current and _same_work(previous, item, params, files.image):
-            made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
-            missing = files.missing_exports()
-            if missing and not overwrite:  # the image is current: only the new exports are due
-                _write_exports(files, document_colors(previous), missing)
-                return _result_from_palette(item, previous, Status.DONE)
-            if made_by_this_job:
-                return _result_from_palette(item, previous, Status.DONE)
-            if not overwrite:
-                return _result_from_palette(item, previous, Status.SKIPPED)
         return _quantize_and_save(item, files, params, job)
     except ImageRejected as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
@@ -89,7 +72,45 @@ def quantize_file(
         return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
 
 
-__all__ = ["output_paths"]  # re-exported: the workers name an output's files through here
+def settled_result(
+    item: InputItem,
+    out_root: str | Path,
+    params: QuantizeParams,
+    *,
+    job: str | None = None,
+    overwrite: bool = False,
+) -> FileResult | None:
+    """The outcome of ``item`` when it is known without reading a pixel: a failure found by the
+    walk, an output that must not be replaced, or an output already up to date (writing the
+    palette exports it lacks, from its palette JSON). None when the image must be quantized.
+    Cheap (a stat and a small JSON read), so a runner can settle a whole re-run before it
+    starts a process or imports scikit-learn."""
+    if item.error:
+        return FileResult(item.source, item.output, Status.FAILED, item.error)
+    try:
+        files = OutputFiles.of(out_root, item.output, params.format, params.exports)
+    except ValueError as exc:
+        return FileResult(item.source, item.output, Status.FAILED, str(exc))
+    previous = _read_palette(files.palette)
+    refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
+    if refused:
+        return FileResult(item.source, files.output, Status.FAILED, refused)
+    current = is_palette_of(previous, files.output) and files.image.is_file()
+    if not (current and _same_work(previous, item, params, files.image)):
+        return None
+    made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
+    missing = files.missing_exports()
+    if missing and not overwrite:  # the image is current: only the new exports are due
+        try:
+            _write_exports(files, document_colors(previous), missing)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # redo the image, which writes every file
+        return _result_from_palette(item, previous, Status.DONE)
+    if made_by_this_job:
+        return _result_from_palette(item, previous, Status.DONE)
+    if not overwrite:
+        return _result_from_palette(item, previous, Status.SKIPPED)
+    return None
 
 
 def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
