@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks import inputs, methods  # noqa: E402
+from benchmarks import report as report_benchmark  # noqa: E402
 from pipeline.load import load_image  # noqa: E402
 from pipeline.save import png_bytes  # noqa: E402
 
@@ -231,6 +232,7 @@ def render(data: dict) -> str:
     lines += render_big(data)
     lines += render_distributed()
     lines += included_sections()
+    lines += report_benchmark.render_section()
     lines += [
         "## How it is measured",
         "",

@@ -16,7 +16,15 @@ from typing import Annotated, get_type_hints
 import typer
 
 from pipeline.params import QuantizeParams
-from pipeline.settings import MAX_COLORS, METHODS, METRICS_LEVELS, MIN_COLORS, SPACES
+from pipeline.settings import (
+    IMAGE_EXTENSIONS,
+    MAX_COLORS,
+    MAX_SEED,
+    METHODS,
+    METRICS_LEVELS,
+    MIN_COLORS,
+    SPACES,
+)
 
 #: The defaults of every quantization option, defined once by the parameters themselves.
 DEFAULTS = QuantizeParams()
@@ -27,23 +35,31 @@ def choice_option(flag: str, choices: tuple[str, ...], help: str):
     return Annotated[str, typer.Option(flag, metavar="|".join(choices), help=help)]
 
 
+#: The accepted image extensions, as the help lists them (a failure message points there).
+EXTENSIONS_TEXT = " ".join(sorted(IMAGE_EXTENSIONS))
+
 PathsArg = Annotated[
     list[Path],
     typer.Argument(
-        help="Image files or folders; folders are walked recursively.", show_default=False
+        metavar="PATH...",
+        help="Image files or folders; folders are walked recursively. Images are the files "
+        f"named {EXTENSIONS_TEXT} (any case); other files are ignored.",
+        show_default=False,
     ),
 ]
 OutOpt = Annotated[
-    Path, typer.Option("-o", "--out", help="Output folder; it mirrors the input tree.")
+    Path,
+    typer.Option("-o", "--out", metavar="OUT", help="Output folder; it mirrors the input tree."),
 ]
 KOpt = Annotated[
     int,
     typer.Option(
         "-k",
         "--colors",
+        metavar="K",
         min=MIN_COLORS,
         max=MAX_COLORS,
-        help=f"Palette size, {MIN_COLORS}–{MAX_COLORS}.",
+        help=f"Palette size, {MIN_COLORS} to {MAX_COLORS}.",
     ),
 ]
 SampleOpt = Annotated[
@@ -55,7 +71,16 @@ SampleOpt = Annotated[
         "random pixels as scikit-learn's example does.",
     ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        metavar="SEED",
+        min=0,
+        max=MAX_SEED,
+        help=f"Random seed, 0 to {MAX_SEED}: the same seed gives the same palette.",
+    ),
+]
 MethodOpt = choice_option(
     "--method",
     METHODS,
@@ -105,8 +130,9 @@ JobsOpt = Annotated[
     typer.Option(
         "-j",
         "--jobs",
+        metavar="N",
         min=1,
-        help="Worker processes.  [default: number of cores]",
+        help="Worker processes, one or more. \\[default: all cores]",
         show_default=False,
     ),
 ]
@@ -121,7 +147,9 @@ BrokerOpt = Annotated[
         show_default=False,
     ),
 ]
-JobArg = Annotated[str, typer.Argument(help="Job id, as printed by submit.", show_default=False)]
+JobArg = Annotated[
+    str, typer.Argument(metavar="JOB", help="Job id, as printed by submit.", show_default=False)
+]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -148,6 +148,16 @@ class InputWalk:
     def __init__(self, roots: list[InputRoot]):
         self.roots = roots
         self.ignored = 0
+        #: Ignored files by kind (their extension, "hidden", or "no extension"), to say what a
+        #: folder without images held.
+        self.ignored_kinds: Counter = Counter()
+
+    def _ignore(self, name: str) -> None:
+        self.ignored += 1
+        if name.startswith("."):
+            self.ignored_kinds["hidden"] += 1
+        else:
+            self.ignored_kinds[Path(name).suffix.lower() or "no extension"] += 1
 
     def __iter__(self) -> Iterator[InputItem]:
         yield from self._direct_files([root.path for root in self.roots if root.is_file])
@@ -194,7 +204,8 @@ class InputWalk:
         subfolders = []
         for entry in entries:
             if entry.name.startswith("."):
-                self.ignored += entry.is_file()
+                if entry.is_file():
+                    self._ignore(entry.name)
                 continue
             error = None
             if entry.is_symlink():
@@ -203,7 +214,7 @@ class InputWalk:
                     if entry.is_dir() or is_image_name(entry.name):
                         images.append((entry.name, OUTSIDE_LINK))
                     else:
-                        self.ignored += 1
+                        self._ignore(entry.name)
                     continue
             if entry.is_dir():
                 real = Path(os.path.realpath(entry.path))
@@ -212,7 +223,7 @@ class InputWalk:
                     subfolders.append(_joined(rel_dir, entry.name))
                 continue
             if not is_image_name(entry.name):
-                self.ignored += 1
+                self._ignore(entry.name)
                 continue
             if not entry.is_file():
                 error = NOT_REGULAR
@@ -226,6 +237,20 @@ class InputWalk:
         source = f"{root.prefix}/{rel}" if root.prefix else rel
         output = f"{root.prefix}/{out_rel}" if root.prefix else out_rel
         return InputItem(str(root.path), rel, source, output, error)
+
+
+def describe_ignored(kinds: Counter) -> str:
+    """``3 files ignored (.heic ×2, .txt ×1)``, most common kind first."""
+    total = sum(kinds.values())
+    listed = ", ".join(f"{kind} ×{count}" for kind, count in kinds.most_common())
+    return f"{total} file{'s' if total != 1 else ''} ignored ({listed})" if total else "nothing"
+
+
+def first_image(roots: list[InputRoot]) -> tuple[bool, InputWalk]:
+    """Whether the roots hold any image, walking only until the first one is found; the walk
+    is returned so that, when there is none, what it ignored can be reported."""
+    walk = InputWalk(roots)
+    return next(iter(walk), None) is not None, walk
 
 
 def _joined(rel_dir: str, name: str) -> str:

@@ -84,6 +84,7 @@ def test_ctrl_c_stops_run_cleanly(tmp_path):
             running.wait()
     assert running.returncode == 130, (running.returncode, stderr)
     assert "Traceback" not in stderr + stdout, stderr
+    assert "interrupted:" in stderr and "run the same command again to resume" in stderr, stderr
     _, alive = psutil.wait_procs(children, timeout=PATIENCE_S)
     assert alive == [], f"child processes outlived the interrupted run: {alive}"
 

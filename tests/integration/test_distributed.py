@@ -361,7 +361,8 @@ def test_broker_option_wins_over_environment(cluster, tmp_path):
     assert json.loads(done.stdout)["done"] == 2
 
 
-def test_empty_folder_is_a_finished_job(redis_server, tmp_path):
+def test_empty_folder_is_refused_before_a_job_exists(redis_server, tmp_path):
+    """A folder without images is a usage error (exit 2): no job, no OUT, one line."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "readme.txt").write_text("no images here")
     done = subprocess.run(
@@ -373,9 +374,10 @@ def test_empty_folder_is_a_finished_job(redis_server, tmp_path):
         timeout=60,
         cwd=REPO,
     )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert (report["total"], report["done"], report["ignored"]) == (0, 0, 1)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().startswith("error: no images in") and done.stdout == ""
+    assert "1 file ignored (.txt ×1)" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
