@@ -2,7 +2,9 @@
 
 * ``china.jpg`` and ``flower.jpg`` as they ship (427×640 each);
 * a 24-megapixel photo (6000×4000) built from both, saved as a JPEG;
-* a folder mix of ten 0.1–2 MP photos (crops and rescales of both) for the steady-state figure.
+* a folder mix of ten 0.1–2 MP photos (crops and rescales of both) for the steady-state figure;
+* :func:`shipped_photos`: other real photos that packages ship (scikit-image, matplotlib), so
+  quality is not tuned to two photos.
 
 Files are written once into a cache folder and reused by later runs.
 """
@@ -99,3 +101,35 @@ def mix() -> list[Path]:
             _save(big.crop((left, top, left + width, top + height)), path)
         paths.append(path)
     return paths
+
+
+#: Real photos scikit-image ships (its ``data`` functions that need no download), by name.
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "retina",
+    "immunohistochemistry",
+    "hubble_deep_field",
+)
+
+
+def shipped_photos() -> dict[str, Image.Image]:
+    """scikit-learn's two photos plus the real colour photos scikit-image and matplotlib ship
+    (those installed: ``pip install .[bench]``), as RGB images by name."""
+    photos = {name.removesuffix(".jpg"): image for name, image in sample_photos().items()}
+    try:
+        import skimage.data
+    except ImportError:
+        skimage = None
+    if skimage is not None:
+        for name in SKIMAGE_PHOTOS:
+            photos[name] = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+        left, _, _ = skimage.data.stereo_motorcycle()
+        photos["motorcycle"] = Image.fromarray(left).convert("RGB")
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as file:
+        photos["grace_hopper"] = Image.open(file).convert("RGB")
+    return photos

@@ -6,6 +6,7 @@ pngquant is the exception: it is an external program, so it reads and writes PNG
 is timed as a whole process.
 """
 
+import io
 import shutil
 import subprocess
 import tempfile
@@ -81,28 +82,36 @@ BY_KEY = {
     "colorquant": colorquant,
 }
 PNGQUANT_LABEL = "pngquant --speed 1 --nofs"
+PNGQUANT_DITHERED_LABEL = "pngquant --speed 1 (its default, dithered)"
 
 
 def pngquant_available() -> bool:
     return shutil.which("pngquant") is not None
 
 
-def pngquant(png_in: Path, k: int, png_out: Path) -> None:
-    """Run pngquant on a PNG file; it writes its own indexed PNG."""
+def pngquant(png_in: Path, k: int, png_out: Path, dither: bool = False) -> None:
+    """Run pngquant on a PNG file; it writes its own indexed PNG. Without ``dither``,
+    ``--nofs``; with it, pngquant's default (selective Floyd–Steinberg)."""
+    no_dither = [] if dither else ["--nofs"]
     subprocess.run(
-        ["pngquant", "--speed", "1", "--nofs", "--force", "--output", str(png_out), str(k), "--"]
-        + [str(png_in)],
+        ["pngquant", "--speed", "1", *no_dither, "--force", "--output", str(png_out), str(k)]
+        + ["--", str(png_in)],
         check=True,
         capture_output=True,
     )
 
 
-def pngquant_image(image: Image.Image, k: int) -> Image.Image:
-    """pngquant's result for an in-memory image (through temp files); for quality only."""
+def pngquant_png(image: Image.Image, k: int, dither: bool = False) -> bytes:
+    """The PNG pngquant writes for an in-memory image (through temp files)."""
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.png", Path(folder) / "out.png"
         image.save(source, compress_level=1)
-        pngquant(source, k, output)
-        with Image.open(output) as result:
-            result.load()
-            return result.copy()
+        pngquant(source, k, output, dither)
+        return output.read_bytes()
+
+
+def pngquant_image(image: Image.Image, k: int, dither: bool = False) -> Image.Image:
+    """pngquant's result for an in-memory image; for quality only."""
+    with Image.open(io.BytesIO(pngquant_png(image, k, dither))) as result:
+        result.load()
+        return result.copy()

@@ -224,6 +224,9 @@ def render(data: dict) -> str:
     lines += render_samples(data)
     lines += render_big(data)
     lines += render_distributed()
+    from benchmarks.dither import render_dithering  # its own run: python -m benchmarks.dither
+
+    lines += render_dithering()
     lines += [
         "## How it is measured",
         "",
