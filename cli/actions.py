@@ -8,8 +8,11 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+import typer
+
 from cli.documents import batch_report, print_json
 from cli.errors import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
     err,
@@ -22,10 +25,13 @@ from cli.render import (
     ProgressDisplay,
     follow,
     format_psnr,
+    no_worker_warning,
     plural,
     print_batch_report,
     print_failures,
+    print_interrupted_watch,
     print_job_end,
+    print_job_id,
     print_jobs,
     print_status,
     stdout_console,
@@ -134,8 +140,8 @@ def submit_job(
     as_json: bool,
 ) -> int:
     """``submit``: queue one job for the workers; with ``wait``, follow it to its end."""
-    from worker.client import status_reader
     from worker.client import submit as submit_to_workers
+    from worker.client import workers_alive
 
     params = make_params(options)
     roots = input_roots(paths, out)
@@ -144,13 +150,26 @@ def submit_job(
         receipt = submit_to_workers(roots, out, params, overwrite=options.overwrite, broker=broker)
         if not wait:
             print_json(receipt) if as_json else print(receipt["job"])
-            err.print(
-                f"{receipt['total']} images queued; follow with: colorquant watch {receipt['job']}"
-            )
+            print_job_id(receipt)
+            if receipt["total"] and not workers_alive(broker):
+                err.print(no_worker_warning(broker))
             return EXIT_OK
-        final = follow(status_reader(receipt["job"], broker))
+        print_job_id(receipt)
+        final = follow_job(receipt["job"], broker)
     finish_batch(final, out, as_json)
     return job_exit_code(final)
+
+
+def follow_job(job: str, broker: str | None) -> dict:
+    """Follow a job to its end; on Ctrl-C say that the job goes on, and exit 130."""
+    from worker.client import status_reader
+
+    read_status = status_reader(job, broker)
+    try:
+        return follow(read_status, broker=broker)
+    except KeyboardInterrupt:
+        print_interrupted_watch(job)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def job_exit_code(document: dict) -> int:
@@ -168,10 +187,8 @@ def show_status(job: str, broker: str | None, as_json: bool) -> int:
 
 
 def watch_job(job: str, broker: str | None) -> int:
-    from worker.client import status_reader
-
     with job_errors():
-        final = follow(status_reader(job, broker))
+        final = follow_job(job, broker)
     print_job_end(final)
     return job_exit_code(final)
 
@@ -190,7 +207,13 @@ def cancel_job(job: str, broker: str | None) -> int:
 
     with job_errors():
         document = cancel(job, broker)
-    err.print(f"job {job} {document['state']}: {plural(document['pending'])} left unprocessed")
+    left = f"{plural(document['cancelled'])} left unprocessed"
+    if document["previous_state"] == "cancelled":
+        err.print(f"job {job} was already cancelled; {left}")
+    elif document["previous_state"] == "done":
+        err.print(f"job {job} had already finished; nothing to cancel")
+    else:
+        err.print(f"job {job} cancelled: {left}")
     return EXIT_OK
 
 

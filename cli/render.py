@@ -94,23 +94,58 @@ class ProgressDisplay:
             self.progress.stop()
 
 
-def follow(read_status: Callable[[], dict], console: Console = err) -> dict:
-    """Poll a job until it is done or cancelled, drawing its progress; return the last status."""
+def follow(
+    read_status: Callable[[], dict], console: Console = err, broker: str | None = None
+) -> dict:
+    """Poll a job until it is done or cancelled, drawing its progress; return the last status.
+
+    Says so (once) while no worker is alive to run it."""
     document = read_status()
+    warned = False
     with ProgressDisplay(f"job {document['job']}", console=console) as display:
         while True:
+            final = document["state"] in FINAL_STATES
+            if not final and document.get("workers") == 0 and not warned:
+                console.print(no_worker_warning(broker))
+                warned = True
             display.show(
                 document["done"] + document["failed"] + document["skipped"],
                 document["total"],
                 document["failed"],
                 document["rate"],
-                document["eta_s"],
+                None if final else document["eta_s"],
                 label=f"job {document['job']} {document['state']}",
             )
-            if document["state"] in FINAL_STATES:
+            if final:
                 return document
             time.sleep(WATCH_POLL_S)
             document = read_status()
+
+
+def no_worker_warning(broker: str | None = None) -> str:
+    """What to do when no worker runs: the job waits in the queue until one starts."""
+    from worker.settings import masked_url
+
+    command = "colorquant worker" + (f" --broker {masked_url(broker)}" if broker else "")
+    return (
+        "[yellow]warning:[/] no colorquant worker is running for this broker, so the job waits "
+        f"in the queue; start one with: {escape(command)}"
+    )
+
+
+def print_job_id(receipt: dict) -> None:
+    """The job id on stderr as soon as it is known, so ``watch``, ``retry`` and ``cancel``
+    stay within reach even when stdout is a JSON document still to come."""
+    job = receipt["job"]
+    err.print(f"job {job}: {plural(receipt['total'])} queued; follow with: colorquant watch {job}")
+
+
+def print_interrupted_watch(job: str) -> None:
+    """Ctrl-C stops the watching, not the job."""
+    err.print(
+        f"stopped watching; job {job} goes on in the workers. Watch it again with: "
+        f"colorquant watch {job}; stop it with: colorquant cancel {job}"
+    )
 
 
 def print_batch_report(report: dict, out: Path) -> None:
@@ -147,24 +182,43 @@ def print_status(document: dict, console: Console) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
+    for label, value in status_rows(d):
+        table.add_row(label, escape(str(value)))
+    console.print(table)
+    if d["state"] not in FINAL_STATES and d.get("workers") == 0:
+        console.print(no_worker_warning())
+    print_failures(d["failures"], d["failed"], console)
+
+
+def status_rows(d: dict) -> list[tuple[str, object]]:
+    """The lines of the human ``status``: what the job is, how far it got, how long it took."""
+    params = d.get("params") or {}
+    final = d["state"] in FINAL_STATES
     pending = f"{d['pending']}" + (f" ({d['retrying']} retrying)" if d["retrying"] else "")
-    for label, value in (
+    rows = [
         ("job", d["job"]),
         ("state", d["state"]),
         ("total", d["total"]),
         ("done", d["done"]),
         ("failed", d["failed"]),
         ("skipped", d["skipped"]),
-        ("pending", pending),
+        ("cancelled" if d.get("cancelled") else "pending", d.get("cancelled") or pending),
         ("ignored", f"{d['ignored']} (not images)"),
         ("rate", format_rate(d["rate"])),
-        ("ETA", format_eta(d["eta_s"])),
+        (
+            "finished" if final else "ETA",
+            format_moment(d["finished_at"]) if final else format_eta(d["eta_s"]),
+        ),
+        ("elapsed", format_duration(d.get("elapsed_s"))),
         ("submitted", format_moment(d["created_at"])),
+        ("K", params.get("k", "")),
+        ("method", " ".join(str(params[key]) for key in ("method", "space") if key in params)),
+        ("inputs", ", ".join(d.get("inputs") or [])),
         ("out", d.get("out") or ""),
-    ):
-        table.add_row(label, escape(str(value)))
-    console.print(table)
-    print_failures(d["failures"], d["failed"], console)
+    ]
+    if "workers" in d and not final:
+        rows.append(("workers", d["workers"] or "none running"))
+    return rows
 
 
 def print_jobs(documents: list[dict], console: Console) -> None:
@@ -172,13 +226,15 @@ def print_jobs(documents: list[dict], console: Console) -> None:
         console.print("no jobs")
         return
     table = Table(box=None, header_style="bold")
-    for column in ("JOB", "STATE", "DONE/TOTAL", "FAILED", "SKIPPED", "CREATED", "OUT"):
+    columns = ("JOB", "STATE", "FINISHED/TOTAL", "DONE", "FAILED", "SKIPPED", "CREATED", "OUT")
+    for column in columns:
         table.add_column(column, no_wrap=column != "OUT", overflow="fold")
     for d in documents:
         table.add_row(
             d["job"],
             d["state"],
-            f"{d['done']}/{d['total']}",
+            f"{d['done'] + d['failed'] + d['skipped']}/{d['total']}",
+            str(d["done"]),
             str(d["failed"]),
             str(d["skipped"]),
             format_moment(d["created_at"]),
@@ -202,6 +258,10 @@ def format_eta(eta: float | None) -> str:
         return "–"
     minutes, seconds = divmod(int(round(eta)), 60)
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def format_duration(seconds: float | None) -> str:
+    return "" if seconds is None else format_eta(seconds)
 
 
 def format_moment(moment: float | None) -> str:

@@ -92,12 +92,26 @@ def test_malformed_and_unknown_messages_are_dropped(ledger_url, message_job, row
     assert set(outcome.counts) == {verdict}
 
 
-def test_a_cancelled_job_stops_at_its_next_image(store, job, ledger_url):
+def test_a_cancelled_job_stops_at_its_next_image_and_says_so_once(store, job, ledger_url, caplog):
     job_id, rows, out = job
+    caplog.set_level("INFO", logger="worker.execute")
     store.cancel(job_id)
-    outcome = run_chunk(job_id, rows, "s0", final_try=False, broker=ledger_url)
-    assert dict(outcome.counts) == {"cancelled": 1}
+    for _ in range(2):
+        outcome = run_chunk(job_id, rows, "s0", final_try=False, broker=ledger_url)
+        assert dict(outcome.counts) == {"cancelled": IMAGES}
     assert outputs(out) == []
+    said = [record for record in caplog.records if job_id in record.getMessage()]
+    assert len(said) == 1 and "cancelled" in said[0].getMessage()
+
+
+def test_a_failed_image_is_a_warning_naming_job_file_and_reason(store, job, ledger_url, caplog):
+    job_id, rows, out = job
+    root = Path(store.settings(job_id).roots[0])
+    (root / rows[0][1]).write_bytes(b"not an image at all")
+    run_chunk(job_id, rows, "s0", final_try=False, broker=ledger_url)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    (failure,) = store.failures(job_id)
+    assert warnings == [f"job {job_id}: {rows[0][2]} failed: {failure['error']}"]
 
 
 def test_an_image_that_killed_its_worker_too_often_fails_as_poison(store, job, ledger_url):

@@ -6,6 +6,7 @@ Configured from the environment when imported (see worker/settings.py). ``colorq
 
 from celery import Celery
 
+from worker.heartbeat import Heartbeat
 from worker.settings import (
     QUEUE,
     broker_url,
@@ -19,6 +20,7 @@ def make_app(broker: str | None = None) -> Celery:
     celery = Celery("colorquant", broker=broker_url(broker), include=["worker.tasks"])
     celery.conf.update(celery_settings())
     celery.steps["worker"].add(LostMessageSweep)
+    celery.steps["worker"].add(Heartbeat)
     return celery
 
 

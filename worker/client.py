@@ -4,6 +4,7 @@ Nothing here imports numpy or scikit-learn; Celery is imported only by the funct
 publish (submit, retry).
 """
 
+import json
 import os
 import time
 from pathlib import Path
@@ -75,12 +76,20 @@ def _abandon_quietly(store: JobStore, job: str) -> None:
 
 
 def status(job: str, broker: str | None = None, *, store: JobStore | None = None) -> dict:
-    """The ``status --json`` document, from one hash read plus the kept failures."""
+    """The ``status --json`` document, from one hash read plus the kept failures, and the
+    number of workers alive (one more read)."""
     store = store or open_store(broker)
     meta = _read(store.meta, job)
     if meta is None:
         raise UnknownJob(job)
-    return status_document(meta, _read(store.failures, job), now=time.time())
+    document = status_document(meta, _read(store.failures, job), now=time.time())
+    document["workers"] = _read(store.workers_alive)
+    return document
+
+
+def workers_alive(broker: str | None = None) -> int:
+    """How many workers sent a heartbeat lately to this broker's Redis."""
+    return _read(open_store(broker).workers_alive)
 
 
 def status_reader(job: str, broker: str | None = None):
@@ -99,24 +108,24 @@ def _read(method, *args):
 def status_document(meta: dict, failures: list[dict], *, now: float) -> dict:
     counts = {name: int(meta.get(name, 0)) for name in ("total", "done", "failed", "skipped")}
     finished = counts["done"] + counts["failed"] + counts["skipped"]
-    pending = max(0, counts["total"] - finished)
-    started_at = _moment(meta, "started_at")
-    finished_at = _moment(meta, "finished_at")
     state = job_state(meta, finished)
+    untouched = max(0, counts["total"] - finished)
+    created_at = _moment(meta, "created_at")
+    finished_at = _moment(meta, "finished_at")
+    # A job's clock stops when it finishes or is cancelled.
     until = finished_at or _moment(meta, "cancelled") or now
-    elapsed = max(0.0, until - started_at) if started_at else 0.0
-    rate = finished / elapsed if elapsed > 0 and finished else 0.0
+    rate = _rate(meta, finished, until)
     eta = None
     if state in ("queued", "running") and rate > 0:
-        eta = round(pending / rate, 1)
+        eta = round(untouched / rate, 1)
     elif state == "done":
         eta = 0.0
-    created_at = _moment(meta, "created_at")
     return {
         "job": meta["job"],
         "state": state,
         **counts,
-        "pending": pending,
+        "pending": 0 if state == "cancelled" else untouched,
+        "cancelled": untouched if state == "cancelled" else 0,
         "failures": failures,
         "rate": round(rate, 3),
         "eta_s": eta,
@@ -124,12 +133,26 @@ def status_document(meta: dict, failures: list[dict], *, now: float) -> dict:
         "retrying": int(meta.get("retrying", 0)),
         "submitted": "enqueued" in meta,
         "out": meta.get("out"),
+        "inputs": json.loads(meta.get("roots") or "[]"),
         "params": _params(meta),
         "created_at": created_at,
-        "started_at": started_at,
+        "started_at": _moment(meta, "started_at"),
         "finished_at": finished_at,
-        "elapsed_s": round((finished_at or now) - created_at, 3) if created_at else None,
+        "elapsed_s": round(max(0.0, until - created_at), 3) if created_at else None,
     }
+
+
+def _rate(meta: dict, finished: int, until: float) -> float:
+    """Images per second: since the last ``retry`` if there was one (only its images are
+    moving), else since the first image began."""
+    retried_at = _moment(meta, "retried_at")
+    if retried_at:
+        finished = int(meta.get("retried", 0)) - int(meta.get("retrying", 0))
+        since = retried_at
+    else:
+        since = _moment(meta, "started_at")
+    elapsed = until - since if since else 0.0
+    return finished / elapsed if elapsed > 0 and finished > 0 else 0.0
 
 
 def job_state(meta: dict, finished: int) -> str:
@@ -149,18 +172,17 @@ def _moment(meta: dict, name: str) -> float | None:
 
 
 def _params(meta: dict) -> dict | None:
-    import json
-
     return json.loads(meta["params"]) if meta.get("params") else None
 
 
 def cancel(job: str, broker: str | None = None) -> dict:
-    """Flag the job; workers skip its remaining images. Returns the new status."""
+    """Flag the job; workers skip its remaining images. Returns the new status, with the state
+    it had before as ``previous_state`` (a second cancel changes nothing)."""
     store = open_store(broker)
     before = status(job, store=store)
     if before["state"] in ("queued", "running"):
         store.cancel(job)
-    return status(job, store=store)
+    return {**status(job, store=store), "previous_state": before["state"]}
 
 
 def retry(job: str, broker: str | None = None) -> dict:

@@ -85,17 +85,29 @@ def run_chunk(
         outcome.counts["refused"] += len(rows)
         return outcome
     _sweep_output_folders(settings, rows)
-    for row in rows:
+    for index, row in enumerate(rows):
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
             outcome.retry_rows.append(row)
         elif verdict == "cancelled":
-            outcome.counts["cancelled"] += 1
+            outcome.counts["cancelled"] += len(rows) - index
+            _announce_cancel(job)
             return outcome
         outcome.counts[verdict] += 1
     if isinstance(chunk, str) and not outcome.retry_rows:
         jobs.chunk_done(job, chunk)  # every item is final: never send this chunk again
     return outcome
+
+
+#: Cancelled jobs this process has already said it drops, so a cancel is one log line per
+#: process, not one per message.
+_announced_cancels: set[str] = set()
+
+
+def _announce_cancel(job: str) -> None:
+    if job not in _announced_cancels:
+        _announced_cancels.add(job)
+        log.info("job %s is cancelled: dropping the rest of its images without a word", job)
 
 
 def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
@@ -138,6 +150,7 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
     if verdict == "poison":
         _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
         jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
+        log.warning("job %s: %s failed: %s", settings.job, item.source, POISON_REASON)
         return Status.FAILED
     if verdict != "go":
         return verdict
@@ -148,7 +161,11 @@ def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> 
         jobs.forget_attempt(settings.job, item.source)
         return "retry"
     counted = jobs.record(settings.job, item.source, result.status, result.error or "", row)
-    return result.status if counted == "counted" else "finished"  # another copy counted it
+    if counted != "counted":
+        return "finished"  # another copy counted it
+    if result.status == Status.FAILED:
+        log.warning("job %s: %s failed: %s", settings.job, item.source, result.error)
+    return result.status
 
 
 def _discard_temps_of(settings: JobSettings, item) -> None:

@@ -3,8 +3,9 @@
 Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as Lua needs):
 
 - ``colorquant:{J}:meta``      hash: settings (out, params, roots, overwrite), counters (total,
-  done, failed, skipped, ignored) and moments (created_at, started_at, finished_at); flags
-  ``enqueued`` (the submit published every message) and ``cancelled``.
+  done, failed, skipped, ignored, retrying, retried) and moments (created_at, started_at,
+  updated_at, retried_at, finished_at); flags ``enqueued`` (the submit published every
+  message) and ``cancelled``.
 - ``colorquant:{J}:items``     hash: source → its final status (done/skipped/failed), or
   ``retrying`` while ``colorquant retry`` runs it again. This is the idempotency marker: an item
   is counted once however often its message is delivered.
@@ -34,6 +35,7 @@ import redis
 from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.params import QuantizeParams
+from worker.presence import workers_alive
 from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, masked_url
 
 JOBS_INDEX = "colorquant:jobs"
@@ -259,6 +261,10 @@ class JobStore:
             if len(shown) >= limit:
                 break
         return sorted(shown, key=lambda failure: failure["path"])
+
+    def workers_alive(self) -> int:
+        """Workers that sent a heartbeat lately (worker/presence.py)."""
+        return workers_alive(self.redis)
 
     def cancel(self, job: str) -> None:
         self.redis.hset(job_keys(job)["meta"], "cancelled", time.time())

@@ -1,6 +1,7 @@
 -- retry_failed: `colorquant retry` takes every failed image of a job back, to send it again.
 --
--- KEYS[1] meta      the job's meta hash (counters failed/retrying, finished_at)
+-- KEYS[1] meta      the job's meta hash (counters failed/retrying, finished_at, retried_at,
+--                   retried)
 -- KEYS[2] items     source -> final status; each failed source becomes 'retrying'
 -- KEYS[3] failures  source -> failure record JSON; emptied
 -- KEYS[4] attempts  source -> deliveries begun; reset for the retried sources
@@ -21,7 +22,11 @@ end
 redis.call('DEL', KEYS[3])
 redis.call('HINCRBY', KEYS[1], 'failed', -#sources)
 redis.call('HINCRBY', KEYS[1], 'retrying', #sources)
-if #sources > 0 then redis.call('HDEL', KEYS[1], 'finished_at') end
+if #sources > 0 then
+  -- The rate of a retried job is measured from here, over the retried images only.
+  redis.call('HDEL', KEYS[1], 'finished_at')
+  redis.call('HSET', KEYS[1], 'retried_at', ARGV[1], 'retried', #sources)
+end
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
 keep(KEYS, KEYS[1], ARGV[2])
 return records

@@ -18,6 +18,19 @@ from worker.settings import CHUNK_TASK, MAX_TRANSIENT_RETRIES, RETRY_BACKOFF_MAX
 log = logging.getLogger(__name__)
 
 
+class QuietCancelledChunks(logging.Filter):
+    """Drops Celery's "Task … succeeded" line of a chunk whose images were all dropped because
+    their job is cancelled: worker/execute.py says so once per process instead of a line per
+    message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        details = record.args if isinstance(record.args, dict) else {}
+        return not str(details.get("return_value", "")).startswith("{'cancelled'")
+
+
+logging.getLogger("celery.app.trace").addFilter(QuietCancelledChunks())
+
+
 @worker_process_init.connect
 def _warm_up_pool_process(**_):
     """Each pool process imports scikit-learn before its first task (never the parent, which

@@ -163,9 +163,13 @@ def test_cancel_skips_what_is_left(cluster, tmp_path):
     wait_for(cluster.queue_drained, "the cancelled job's messages to be dropped")
     document = cluster.status(job)
     assert document["state"] == "cancelled"
-    assert (document["done"], document["pending"], document["total"]) == (0, 12, 12)
+    counts = ("done", "pending", "cancelled", "total")
+    assert tuple(document[name] for name in counts) == (0, 0, 12, 12)
     assert not list((tmp_path / "out").rglob("*.png"))
     assert cluster.cli("watch", job).returncode == 1
+    # The workers say it once per pool process, not once per image or message.
+    said = [line for w in cluster.workers for line in w.log().splitlines() if job in line]
+    assert 1 <= len(said) <= len(cluster.workers), said
 
 
 @pytest.mark.slow

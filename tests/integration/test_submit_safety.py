@@ -4,16 +4,17 @@ import json
 import shutil
 
 import pytest
-from distributed_helpers import sample_photo
 from PIL import Image
+
+from harness.images import sample_photo_path
 
 
 @pytest.mark.slow
 def test_a_worker_never_replaces_a_file_colorquant_did_not_write(cluster, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    shutil.copyfile(sample_photo("china.jpg"), folder / "china.jpg")
-    shutil.copyfile(sample_photo("flower.jpg"), folder / "flower.jpg")
+    shutil.copyfile(sample_photo_path("china.jpg"), folder / "china.jpg")
+    shutil.copyfile(sample_photo_path("flower.jpg"), folder / "flower.jpg")
     out = tmp_path / "out"
     out.mkdir()
     mine = out / "china.png"

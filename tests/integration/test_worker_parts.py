@@ -83,3 +83,43 @@ def test_visibility_sweep_runs_several_times_per_timeout():
     assert restore_sweep_interval(10) == 2
     assert restore_sweep_interval(3600) == 10
     assert restore_sweep_interval(1) == 1
+
+
+def test_a_cancelled_job_has_nothing_pending_and_its_clock_stopped():
+    fields = meta(done="3", created_at="90", started_at="100", cancelled="106", enqueued="1")
+    early, late = (status_document(fields, [], now=now) for now in (110.0, 5000.0))
+    assert (early["state"], early["pending"], early["cancelled"]) == ("cancelled", 0, 7)
+    assert early["elapsed_s"] == late["elapsed_s"] == 16.0
+    assert early["rate"] == late["rate"] == 0.5 and early["eta_s"] is None
+
+
+def test_the_rate_after_a_retry_counts_only_the_retried_images_since_the_retry():
+    fields = meta(
+        done="9",
+        failed="0",
+        retrying="1",
+        retried="2",
+        created_at="0",
+        started_at="1",
+        retried_at="1000",
+        enqueued="1",
+    )
+    document = status_document(fields, [], now=1004.0)
+    assert document["state"] == "running"
+    assert document["rate"] == 0.25 and document["eta_s"] == 4.0
+
+
+def test_a_finished_job_shows_when_it_finished_not_an_eta():
+    from cli.render import status_rows
+
+    fields = meta(done="10", created_at="90", started_at="100", finished_at="105", enqueued="1")
+    fields["params"] = '{"k": 16, "method": "kmeans", "space": "oklab"}'
+    fields["roots"] = '["/photos/a", "/photos/b"]'
+    rows = dict(status_rows({**status_document(fields, [], now=500.0), "workers": 0}))
+    assert "ETA" not in rows and "workers" not in rows and rows["finished"]
+    assert (rows["K"], rows["method"], rows["inputs"]) == (
+        16,
+        "kmeans oklab",
+        "/photos/a, /photos/b",
+    )
+    assert rows["elapsed"] == "15 s"
