@@ -4,7 +4,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import sample_photo_path, skip_or_fail
+from tests.conftest import sample_photo_path, skip_or_fail
 from PIL import Image
 
 from pipeline.metrics import ssimulacra2_score
