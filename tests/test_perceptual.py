@@ -4,12 +4,12 @@ import shutil
 import subprocess
 
 import pytest
-from tests.conftest import sample_photo_path, skip_or_fail
 from PIL import Image
 
 from pipeline.metrics import ssimulacra2_score
 from pipeline.params import QuantizeParams
 from pipeline.quantize import quantize_image
+from tests.conftest import sample_photo_path, skip_or_fail
 
 K = 64
 
