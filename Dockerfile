@@ -11,13 +11,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BLIS_NUM_THREADS=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+
+# The dependencies in a layer of their own, read from pyproject.toml: a change to the code does
+# not install them again.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['monitor']))" > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
+    && useradd --create-home --uid 1000 colorquant \
+    && mkdir -p /data && chown colorquant /data
+
+# The code. compose runs the containers as the owner of ./data (COLORQUANT_UID), so nothing
+# below is written at run time.
+COPY README.md ./
 COPY cli cli
 COPY pipeline pipeline
 COPY worker worker
-RUN pip install --no-cache-dir ".[monitor]" \
-    && useradd --create-home --uid 1000 colorquant \
-    && mkdir -p /data && chown colorquant /data
+RUN pip install --no-cache-dir --no-deps .
 
 USER colorquant
 CMD ["colorquant", "worker"]

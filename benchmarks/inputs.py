@@ -2,9 +2,7 @@
 
 * ``china.jpg`` and ``flower.jpg`` as they ship (427×640 each);
 * a 24-megapixel photo (6000×4000) built from both, saved as a JPEG;
-* a folder mix of ten 0.1–2 MP photos (crops and rescales of both) for the steady-state figure;
-* :func:`shipped_photos`: other real photos that packages ship (scikit-image, matplotlib), so
-  quality is not tuned to two photos.
+* a folder mix of ten 0.1–2 MP photos (crops and rescales of both) for the steady-state figure.
 
 Files are written once into a cache folder and reused by later runs.
 """
@@ -103,33 +101,48 @@ def mix() -> list[Path]:
     return paths
 
 
-#: Real photos scikit-image ships (its ``data`` functions that need no download), by name.
-SKIMAGE_PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "retina",
-    "immunohistochemistry",
-    "hubble_deep_field",
-)
+#: Real colour photos that Python packages ship, by package: (file, name in the benchmark).
+#: scikit-image's are optional (``pip install scikit-image``); matplotlib's come with it.
+PACKAGED_PHOTOS = {
+    "skimage": (
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "hubble_deep_field.jpg",
+        "ihc.png",
+        "retina.jpg",
+        "rocket.jpg",
+    ),
+    "matplotlib": ("grace_hopper.jpg",),
+}
 
 
-def shipped_photos() -> dict[str, Image.Image]:
-    """scikit-learn's two photos plus the real colour photos scikit-image and matplotlib ship
-    (those installed: ``pip install .[bench]``), as RGB images by name."""
-    photos = {name.removesuffix(".jpg"): image for name, image in sample_photos().items()}
-    try:
-        import skimage.data
-    except ImportError:
-        skimage = None
-    if skimage is not None:
-        for name in SKIMAGE_PHOTOS:
-            photos[name] = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
-        left, _, _ = skimage.data.stereo_motorcycle()
-        photos["motorcycle"] = Image.fromarray(left).convert("RGB")
-    from matplotlib import cbook
+def _package_photo_folder(package: str) -> Path | None:
+    from importlib.util import find_spec
 
-    with cbook.get_sample_data("grace_hopper.jpg") as file:
-        photos["grace_hopper"] = Image.open(file).convert("RGB")
-    return photos
+    spec = find_spec(package)
+    if spec is None:
+        return None
+    root = Path(spec.origin).parent
+    return root / "data" if package == "skimage" else root / "mpl-data" / "sample_data"
+
+
+def real_photos() -> list[Path]:
+    """The quality mix: china and flower plus the colour photos scikit-image and matplotlib
+    ship (0.1–2 MP: portraits, a cat, food, a rocket, deep space, a microscope slide, a retina
+    scan), each as a lossless PNG copy in the cache folder."""
+    root = cache_dir() / "real"
+    paths = list(samples())
+    for package, names in PACKAGED_PHOTOS.items():
+        folder = _package_photo_folder(package)
+        if folder is None:
+            print(f"  ({package} not installed: its photos are left out)", flush=True)
+            continue
+        for name in names:
+            path = root / (Path(name).stem + ".png")
+            if not path.exists():
+                root.mkdir(parents=True, exist_ok=True)
+                with Image.open(folder / name) as photo:
+                    photo.convert("RGB").save(path)
+            paths.append(path)
+    return paths

@@ -58,10 +58,29 @@ def pillow_octree(image: Image.Image, k: int) -> Image.Image:
     return image.quantize(k, method=Image.Quantize.FASTOCTREE)
 
 
-def colorquant(image: Image.Image, k: int) -> Image.Image:
+def _colorquant(image: Image.Image, k: int, **settings) -> Image.Image:
     from pipeline.quantize import quantize_image
 
-    return quantize_image(image, QuantizeParams(k=k)).indexed
+    return quantize_image(image, QuantizeParams(k=k, **settings)).indexed
+
+
+#: colorquant without dithering.
+UNDITHERED = {"dither": 0.0}
+
+
+def colorquant(image: Image.Image, k: int) -> Image.Image:
+    """The example's space without dithering (``--space rgb --dither 0``): the PSNR mode."""
+    return _colorquant(image, k, space="rgb", **UNDITHERED)
+
+
+def colorquant_default(image: Image.Image, k: int) -> Image.Image:
+    """colorquant's defaults: Oklab, dithered at the default level."""
+    return _colorquant(image, k)
+
+
+def colorquant_undithered(image: Image.Image, k: int) -> Image.Image:
+    """The default space (Oklab) with ``--dither 0``."""
+    return _colorquant(image, k, **UNDITHERED)
 
 
 #: In-process methods by key, with the label tables and plots show, in display order.
@@ -71,7 +90,9 @@ LABELS = {
     "median_cut": "Pillow median cut",
     "median_cut_kmeans": "Pillow median cut + kmeans",
     "octree": "Pillow fast octree (codec floor)",
-    "colorquant": "colorquant",
+    "colorquant": "colorquant --space rgb --dither 0",
+    "colorquant_undithered": "colorquant --dither 0 (Oklab)",
+    "colorquant_default": "colorquant default (Oklab, dithered)",
 }
 BY_KEY = {
     "seed": seed,
@@ -80,38 +101,40 @@ BY_KEY = {
     "median_cut_kmeans": pillow_median_cut_kmeans,
     "octree": pillow_octree,
     "colorquant": colorquant,
+    "colorquant_undithered": colorquant_undithered,
+    "colorquant_default": colorquant_default,
 }
 PNGQUANT_LABEL = "pngquant --speed 1 --nofs"
-PNGQUANT_DITHERED_LABEL = "pngquant --speed 1 (its default, dithered)"
+PNGQUANT_DEFAULT_LABEL = "pngquant --speed 1 (default, dithered)"
 
 
 def pngquant_available() -> bool:
     return shutil.which("pngquant") is not None
 
 
-def pngquant(png_in: Path, k: int, png_out: Path, dither: bool = False) -> None:
-    """Run pngquant on a PNG file; it writes its own indexed PNG. Without ``dither``,
-    ``--nofs``; with it, pngquant's default (selective Floyd–Steinberg)."""
-    no_dither = [] if dither else ["--nofs"]
+def pngquant(png_in: Path, k: int, png_out: Path, dithered: bool = False) -> None:
+    """Run pngquant on a PNG file; it writes its own indexed PNG. ``dithered``: its default
+    Floyd–Steinberg dithering instead of ``--nofs``."""
+    flags = [] if dithered else ["--nofs"]
     subprocess.run(
-        ["pngquant", "--speed", "1", *no_dither, "--force", "--output", str(png_out), str(k)]
-        + ["--", str(png_in)],
+        ["pngquant", "--speed", "1", *flags, "--force", "--output", str(png_out), str(k), "--"]
+        + [str(png_in)],
         check=True,
         capture_output=True,
     )
 
 
-def pngquant_png(image: Image.Image, k: int, dither: bool = False) -> bytes:
+def pngquant_png(image: Image.Image, k: int, dithered: bool = False) -> bytes:
     """The PNG pngquant writes for an in-memory image (through temp files)."""
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.png", Path(folder) / "out.png"
         image.save(source, compress_level=1)
-        pngquant(source, k, output, dither)
+        pngquant(source, k, output, dithered)
         return output.read_bytes()
 
 
-def pngquant_image(image: Image.Image, k: int, dither: bool = False) -> Image.Image:
+def pngquant_image(image: Image.Image, k: int, dithered: bool = False) -> Image.Image:
     """pngquant's result for an in-memory image; for quality only."""
-    with Image.open(io.BytesIO(pngquant_png(image, k, dither))) as result:
+    with Image.open(io.BytesIO(pngquant_png(image, k, dithered))) as result:
         result.load()
         return result.copy()

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from benchmarks import inputs, methods  # noqa: E402
+from benchmarks import report as report_benchmark  # noqa: E402
 from pipeline.load import load_image  # noqa: E402
 from pipeline.save import png_bytes  # noqa: E402
 
@@ -203,6 +204,12 @@ def label(key: str) -> str:
     return f"{name}, plain decode" if plain else name
 
 
+def table_head(title: str, notes: list[str], header: str) -> list[str]:
+    """The first lines of a README section: its title, notes, and a table's header row."""
+    rule = "|" + "---|" * header.count(" | ") + "---|"
+    return [title, "", *notes, *([""] if notes else []), header, rule]
+
+
 def render(data: dict) -> str:
     """The README: targets first, then every table, the plot and the distributed figures."""
     lines = [
@@ -224,9 +231,8 @@ def render(data: dict) -> str:
     lines += render_samples(data)
     lines += render_big(data)
     lines += render_distributed()
-    from benchmarks.dither import render_dithering  # its own run: python -m benchmarks.dither
-
-    lines += render_dithering()
+    lines += included_sections()
+    lines += report_benchmark.render_section()
     lines += [
         "## How it is measured",
         "",
@@ -253,13 +259,26 @@ def render(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Sections other benchmarks write (markdown), shown in the README after this one's tables.
+INCLUDED_SECTIONS = ("quality.md", "dithering.md")
+
+
+def included_sections() -> list[str]:
+    """The sections of ``benchmarks.quality`` (and of the dithering benchmark) when present."""
+    lines = []
+    for name in INCLUDED_SECTIONS:
+        path = RESULTS / name
+        if path.exists():
+            lines += [path.read_text().rstrip("\n"), ""]
+    return lines
+
+
 def render_targets(data: dict) -> list[str]:
-    lines = [
+    lines = table_head(
         "## Targets",
-        "",
+        [],
         "| target | K | reached | met |",
-        "|---|---|---|---|",
-    ]
+    )
     for k in data["ks"]:
         steady = data["steady"].get(str(k)) or data["steady"].get(k)
         if steady and "seed" in steady:
@@ -322,12 +341,11 @@ def render_targets(data: dict) -> list[str]:
 
 
 def render_steady(data: dict) -> list[str]:
-    lines = [
+    lines = table_head(
         "## Steady-state time per photo (mix of ten 0.1–2 MP photos, decode + quantize + write)",
-        "",
+        [],
         "| K | method | ms per photo | ratio to seed |",
-        "|---|---|---|---|",
-    ]
+    )
     for k, row in data["steady"].items():
         for key, seconds in row.items():
             lines.append(f"| {k} | {label(key)} | {ms(seconds)} | {seconds / row['seed']:.2f} |")
@@ -335,18 +353,17 @@ def render_steady(data: dict) -> list[str]:
 
 
 def render_mix(data: dict) -> list[str]:
-    lines = [
+    lines = table_head(
         "## Mix of ten 0.1–2 MP photos: quantization time and PSNR",
-        "",
-        "Time is the quantization alone (decode and write excluded), mean over the photos of the",
-        "median of repeats; pngquant is its whole process. The last column compares with",
-        "full-data KMeans on the photos it ran on: all ten at K=16 and 64, the six smaller at",
-        "K=256 and in a quick run (it costs 20–150× the seed's time).",
-        "",
+        [
+            "Time is the quantization alone (decode and write excluded), mean over the",
+            "photos of the median of repeats; pngquant is its whole process. The last column",
+            "compares with full-data KMeans on the photos it ran on: all ten at K=16 and 64,",
+            "the six smaller at K=256 and in a quick run (it costs 20–150× the seed's time).",
+        ],
         "| K | method | mean ms per photo | ratio to seed | mean PSNR (dB) | PSNR − full KMeans "
         "(same photos) |",
-        "|---|---|---|---|---|---|",
-    ]
+    )
     for k, table in data["mix"].items():
         seed_s = mean(r["s"] for r in table["seed"].values())
         full = table.get("full", {})
@@ -363,12 +380,8 @@ def render_mix(data: dict) -> list[str]:
 
 
 def render_samples(data: dict) -> list[str]:
-    lines = [
-        "## china.jpg and flower.jpg",
-        "",
-        "| K | method | china ms | china PSNR | flower ms | flower PSNR | time ratio to seed |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = "| K | method | china ms | china PSNR | flower ms | flower PSNR | time ratio to seed |"
+    lines = table_head("## china.jpg and flower.jpg", [], header)
     for k, table in data["samples"].items():
         seed_s = mean(r["s"] for r in table["seed"].values())
         for key, rows in table.items():
@@ -388,12 +401,11 @@ def render_big(data: dict) -> list[str]:
     if not big:
         return []
     floor = big.get("octree@64")
-    lines = [
+    lines = table_head(
         "## One 24-megapixel photo (6000×4000 JPEG), fresh process, beyond start-up",
-        "",
+        [],
         "| method | K | decode s | quantize s | write s | total s | ratio to floor | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    )
     for name, row in big.items():
         key, k = name.split("@")
         ratio = f"{row['total_s'] / floor['total_s']:.2f}" if floor else ""

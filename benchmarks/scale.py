@@ -47,6 +47,10 @@ JOB_IMAGES = {False: 3000, True: 1000}
 #: Files in the submit benchmark's flat folder.
 SUBMIT_FILES = {False: 100_000, True: 20_000}
 
+#: Seconds Redis is watched, idle with the worker connected, to subtract its idle CPU (timers,
+#: heartbeats, the worker's blocking pops) from the job's.
+IDLE_SAMPLE_S = 5
+
 #: Redis commands a poll of the job's progress costs (one HMGET), subtracted from the job's.
 POLL_COMMANDS = 1
 
@@ -175,6 +179,9 @@ def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
     try:
         flush(url)
         time.sleep(3)  # let the worker's start-up chatter settle before counting
+        idle_before = redis_cpu_s(client)
+        time.sleep(IDLE_SAMPLE_S)
+        idle_per_s = (redis_cpu_s(client) - idle_before) / IDLE_SAMPLE_S
         client.config_resetstat()
         cpu_before = redis_cpu_s(client)
         started = time.perf_counter()
@@ -201,6 +208,10 @@ def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
         "commands_per_image": round(calls / images, 2),
         "commandstats_usec_per_image": round(usec / images, 2),
         "redis_cpu_usec_per_image": round(cpu * 1e6 / images, 2),
+        "redis_cpu_above_idle_usec_per_image": round(
+            (cpu - idle_per_s * seconds) * 1e6 / images, 2
+        ),
+        "scripts_usec_per_image": round(stats["evalsha"]["usec"] / images, 2),
         "by_command": {
             name: {"calls_per_image": round(e["calls"] / images, 3), "usec": e["usec"]}
             for name, e in sorted(stats.items(), key=lambda kv: -kv[1]["calls"])

@@ -20,7 +20,7 @@ from cli.errors import (
     print_error,
     usage_error,
 )
-from cli.options import QuantizeOptions, cpu_count
+from cli.options import EXTENSIONS_TEXT, QuantizeOptions, cpu_count
 from cli.render import (
     ProgressDisplay,
     follow,
@@ -29,6 +29,7 @@ from cli.render import (
     plural,
     print_batch_report,
     print_failures,
+    print_interrupted_run,
     print_interrupted_watch,
     print_job_end,
     print_job_id,
@@ -36,7 +37,7 @@ from cli.render import (
     print_status,
     stdout_console,
 )
-from pipeline.discover import InputError, resolve_roots
+from pipeline.discover import InputError, describe_ignored, first_image, resolve_roots
 from pipeline.ownership import (
     OutputIsInput,
     OutputRefused,
@@ -60,9 +61,15 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
     try:
         # The random codebook draws K pixels whatever --sample says; record what was done.
         drawn = "all" if options.method == "random" else options.sample
+        sample = parse_sample(drawn)
+        if sample is not None and sample < options.k:
+            raise ValueError(
+                f"--sample {sample} draws fewer pixels than the {options.k} colours asked "
+                f"for (-k); sample at least {options.k} pixels, or use --sample all"
+            )
         return QuantizeParams(
             k=options.k,
-            sample=parse_sample(drawn),
+            sample=sample,
             seed=options.seed,
             method=options.method,
             space=options.space,
@@ -84,6 +91,20 @@ def input_roots(paths: list[Path], out: Path):
     except OutputIsInput as exc:
         raise usage_error(f"{exc}; nothing was written") from None
     return roots
+
+
+def require_images(roots, paths: list[Path]) -> None:
+    """A usage error when the PATHs hold no image at all, saying what they held instead."""
+    found, walk = first_image(roots)
+    if found:
+        return
+    given = " ".join(str(path) for path in paths)
+    held = describe_ignored(walk.ignored_kinds)
+    held = "no files" if held == "nothing" else held
+    raise usage_error(
+        f"no images in {given}: {held}; images are files named {EXTENSIONS_TEXT} "
+        "(see --help); nothing was written"
+    )
 
 
 def check_writable(out: Path) -> None:
@@ -116,18 +137,23 @@ def run_local(
 
     params = make_params(options)
     roots = input_roots(paths, out)
+    require_images(roots, paths)
     check_writable(out)
     items, ignored = collect_items(roots)
-    with ProgressDisplay("Quantizing", len(items)) as display:
-        summary = run_batch(
-            items,
-            out,
-            params,
-            workers=workers or cpu_count(),
-            overwrite=options.overwrite,
-            ignored=ignored,
-            on_result=display.count,
-        )
+    try:
+        with ProgressDisplay("Quantizing", len(items)) as display:
+            summary = run_batch(
+                items,
+                out,
+                params,
+                workers=workers or cpu_count(),
+                overwrite=options.overwrite,
+                ignored=ignored,
+                on_result=display.count,
+            )
+    except KeyboardInterrupt:
+        print_interrupted_run(display.outcomes, len(items))
+        return EXIT_INTERRUPTED
     return finish_batch(asdict(summary), out, as_json)
 
 
@@ -140,11 +166,14 @@ def submit_job(
     as_json: bool,
 ) -> int:
     """``submit``: queue one job for the workers; with ``wait``, follow it to its end."""
+    from worker.client import open_store, workers_alive
     from worker.client import submit as submit_to_workers
-    from worker.client import workers_alive
 
     params = make_params(options)
     roots = input_roots(paths, out)
+    require_images(roots, paths)
+    with job_errors():
+        open_store(broker)  # an unreachable broker is reported before OUT is created
     check_writable(out)
     with job_errors():
         receipt = submit_to_workers(roots, out, params, overwrite=options.overwrite, broker=broker)

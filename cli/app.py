@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from cli import actions, observe
-from cli.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, err, print_error
+from cli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    click,
+    err,
+    flag_error_message,
+    print_error,
+)
+from cli.helpstyle import use_plain_notation
 from cli.options import (
     BrokerOpt,
     JobArg,
@@ -22,6 +31,8 @@ from cli.options import (
     SeedOpt,
     quantize_options,
 )
+
+use_plain_notation()
 
 app = typer.Typer(
     name="colorquant",
@@ -195,8 +206,8 @@ def report(
             "-o",
             "--output",
             metavar="REPORT.html",
-            help="The page to write; its previews go to a folder beside it (REPORT_files/). "
-            "[default: OUT/report.html]",
+            help="The page to write (default: OUT/report.html); its previews go to a folder "
+            "beside it (REPORT_files/).",
             show_default=False,
         ),
     ] = None,
@@ -231,9 +242,18 @@ def exporter(
 
 
 def main() -> None:
-    """Console entry point: no traceback reaches a person unless COLORQUANT_DEBUG is set."""
+    """Console entry point: a flag error is one ``error: ...`` line (exit 2), and no traceback
+    reaches a person unless COLORQUANT_DEBUG is set."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click.NoArgsIsHelpError:
+        sys.exit(EXIT_USAGE)  # the help was printed
+    except click.ClickException as exc:
+        print_error(flag_error_message(exc))
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
@@ -242,3 +262,4 @@ def main() -> None:
             raise
         print_error(f"{type(exc).__name__}: {exc} (set COLORQUANT_DEBUG=1 for details)")
         sys.exit(EXIT_USAGE)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

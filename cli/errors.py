@@ -4,6 +4,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+try:  # Typer 0.2x carries its own copy of Click; earlier ones use Click itself
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover
+    from click import exceptions as click
+
 #: Exit codes, as scripts rely on them: every image succeeded / some failed (or a watched job
 #: was cancelled) / a usage error or an unreachable broker.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -40,3 +45,41 @@ class job_errors:
         if isinstance(exc, UnknownJob):
             raise usage_error(f"no job {exc} (never submitted, or expired)") from None
         return False
+
+
+def flag_error_message(exc) -> str:
+    """A Click usage error in plain words, for one ``error: ...`` line (no usage box)."""
+    param = getattr(exc, "param", None)
+    command = exc.ctx.command_path if getattr(exc, "ctx", None) else "colorquant"
+    if isinstance(exc, click.NoSuchOption):
+        message = f"unknown option {exc.option_name} for {command}"
+        if exc.possibilities:
+            message += f"; did you mean {' or '.join(sorted(exc.possibilities))}?"
+        return f"{message} (see {command} --help)"
+    if isinstance(exc, click.MissingParameter) and param is not None:
+        return f"{command} needs {_flag_name(param)}{_value_name(param)} (see {command} --help)"
+    if isinstance(exc, click.BadOptionUsage) and exc.option_name:
+        return f"{exc.option_name} needs a value (see {command} --help)"
+    if isinstance(exc, click.BadParameter) and param is not None:
+        return f"{_flag_name(param)} {_rule(param)}"
+    return exc.format_message().rstrip(".")
+
+
+def _flag_name(param) -> str:
+    if param.param_type_name == "argument":
+        return param.metavar or param.name.upper()
+    return "/".join(param.opts)
+
+
+def _value_name(param) -> str:
+    return f" {param.metavar}" if param.param_type_name == "option" and param.metavar else ""
+
+
+def _rule(param) -> str:
+    """What a value of ``param`` must be, said from its declaration."""
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if low is not None and high is not None:
+        return f"must be a whole number from {low} to {high}"
+    if low is not None:
+        return f"must be a whole number, {low} or more"
+    return f"does not accept that value (see --help: {param.metavar or param.name})"

@@ -15,32 +15,51 @@ from typing import Annotated, get_type_hints
 
 import typer
 
+from pipeline.params import QuantizeParams
 from pipeline.settings import (
-    DEFAULT_DITHER,
+    IMAGE_EXTENSIONS,
     MAX_COLORS,
+    MAX_SEED,
     METHODS,
     METRICS_LEVELS,
     MIN_COLORS,
     SPACES,
 )
 
+#: The defaults of every quantization option, defined once by the parameters themselves.
+DEFAULTS = QuantizeParams()
+
+
+def choice_option(flag: str, choices: tuple[str, ...], help: str):
+    """A text option taking one of ``choices``, shown as ``a|b|c`` in ``--help``."""
+    return Annotated[str, typer.Option(flag, metavar="|".join(choices), help=help)]
+
+
+#: The accepted image extensions, as the help lists them (a failure message points there).
+EXTENSIONS_TEXT = " ".join(sorted(IMAGE_EXTENSIONS))
+
 PathsArg = Annotated[
     list[Path],
     typer.Argument(
-        help="Image files or folders; folders are walked recursively.", show_default=False
+        metavar="PATH...",
+        help="Image files or folders; folders are walked recursively. Images are the files "
+        f"named {EXTENSIONS_TEXT} (any case); other files are ignored.",
+        show_default=False,
     ),
 ]
 OutOpt = Annotated[
-    Path, typer.Option("-o", "--out", help="Output folder; it mirrors the input tree.")
+    Path,
+    typer.Option("-o", "--out", metavar="OUT", help="Output folder; it mirrors the input tree."),
 ]
 KOpt = Annotated[
     int,
     typer.Option(
         "-k",
         "--colors",
+        metavar="K",
         min=MIN_COLORS,
         max=MAX_COLORS,
-        help=f"Palette size, {MIN_COLORS}–{MAX_COLORS}.",
+        help=f"Palette size, {MIN_COLORS} to {MAX_COLORS}.",
     ),
 ]
 SampleOpt = Annotated[
@@ -52,25 +71,28 @@ SampleOpt = Annotated[
         "random pixels as scikit-learn's example does.",
     ),
 ]
-SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
-MethodOpt = Annotated[
-    str,
+SeedOpt = Annotated[
+    int,
     typer.Option(
-        "--method",
-        metavar="|".join(METHODS),
-        help="[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
-        "(the example's baseline; ignores --sample).",
+        "--seed",
+        metavar="SEED",
+        min=0,
+        max=MAX_SEED,
+        help=f"Random seed, 0 to {MAX_SEED}: the same seed gives the same palette.",
     ),
 ]
-SpaceOpt = Annotated[
-    str,
-    typer.Option(
-        "--space",
-        metavar="|".join(SPACES),
-        help="Colour space k-means measures distance in, to fit and to label: "
-        "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
-    ),
-]
+MethodOpt = choice_option(
+    "--method",
+    METHODS,
+    "[bold]kmeans[/], or [bold]random[/]: K random pixels as the codebook "
+    "(the example's baseline; ignores --sample).",
+)
+SpaceOpt = choice_option(
+    "--space",
+    SPACES,
+    "Colour space k-means measures distance in, to fit and to label: "
+    "[bold]oklab[/] (perceptual: looks best) or [bold]rgb[/] (the example's: best PSNR).",
+)
 DitherOpt = Annotated[
     float,
     typer.Option(
@@ -83,15 +105,12 @@ DitherOpt = Annotated[
         "(flat graphics, the example's recipe).",
     ),
 ]
-MetricsOpt = Annotated[
-    str,
-    typer.Option(
-        "--metrics",
-        metavar="|".join(METRICS_LEVELS),
-        help="[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
-        "SSIMULACRA2 perceptual score (slower than the quantization itself).",
-    ),
-]
+MetricsOpt = choice_option(
+    "--metrics",
+    METRICS_LEVELS,
+    "[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
+    "SSIMULACRA2 perceptual score (slower than the quantization itself).",
+)
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
@@ -111,8 +130,9 @@ JobsOpt = Annotated[
     typer.Option(
         "-j",
         "--jobs",
+        metavar="N",
         min=1,
-        help="Worker processes.  [default: number of cores]",
+        help="Worker processes, one or more. \\[default: all cores]",
         show_default=False,
     ),
 ]
@@ -127,7 +147,9 @@ BrokerOpt = Annotated[
         show_default=False,
     ),
 ]
-JobArg = Annotated[str, typer.Argument(help="Job id, as printed by submit.", show_default=False)]
+JobArg = Annotated[
+    str, typer.Argument(metavar="JOB", help="Job id, as printed by submit.", show_default=False)
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,13 +160,13 @@ class QuantizeOptions:
     the option's default.
     """
 
-    k: KOpt = 64
+    k: KOpt = DEFAULTS.k
     sample: SampleOpt = "all"
-    seed: SeedOpt = 0
-    method: MethodOpt = "kmeans"
-    space: SpaceOpt = SPACES[0]
-    dither: DitherOpt = DEFAULT_DITHER
-    metrics: MetricsOpt = METRICS_LEVELS[0]
+    seed: SeedOpt = DEFAULTS.seed
+    method: MethodOpt = DEFAULTS.method
+    space: SpaceOpt = DEFAULTS.space
+    dither: DitherOpt = DEFAULTS.dither
+    metrics: MetricsOpt = DEFAULTS.metrics
     overwrite: OverwriteOpt = False
 
 

@@ -3,6 +3,7 @@ batch report. Everything here writes to a rich Console; nothing here computes a 
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ class ProgressDisplay:
         self.console = console
         self.progress = None
         self.finished = self.failed = 0
+        self.outcomes: Counter = Counter()  # images ended so far, by status
         self.started = time.monotonic()
 
     def __enter__(self) -> "ProgressDisplay":
@@ -83,6 +85,7 @@ class ProgressDisplay:
         """One more image ended (a FileResult); rate and ETA are measured from the start."""
         self.finished += 1
         self.failed += result.status == "failed"
+        self.outcomes[str(result.status)] += 1
         elapsed = time.monotonic() - self.started
         rate = self.finished / elapsed if elapsed > 0 else 0.0
         left = (self.total or 0) - self.finished
@@ -156,6 +159,15 @@ def print_batch_report(report: dict, out: Path) -> None:
         f"{report['elapsed_s']:.1f} s → {escape(str(out))}"
     )
     print_failures(report["failures"], report["failed"])
+
+
+def print_interrupted_run(outcomes: Counter, total: int) -> None:
+    """What Ctrl-C left behind in ``run``, and how to go on."""
+    err.print(
+        f"interrupted: {outcomes['done']} done, {outcomes['skipped']} skipped, "
+        f"{outcomes['failed']} failed of {total}; run the same command again to resume "
+        "(finished images are skipped)"
+    )
 
 
 def print_job_end(document: dict) -> None:

@@ -17,7 +17,7 @@ from pipeline.discover import InputItem, InputRoot, InputWalk
 from pipeline.job import Status, new_job_id
 from pipeline.jobrecord import roots_of, write_record
 from pipeline.params import QuantizeParams
-from pipeline.process import FileResult, quantize_file
+from pipeline.process import FileResult, quantize_file, settled_result
 from pipeline.save import remove_temps_in
 from pipeline.threads import limit_threads_env, warm_up
 
@@ -67,12 +67,39 @@ def run_batch(
     ignored: int = 0,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> BatchSummary:
-    """Quantize ``items`` with ``workers`` processes; call ``on_result`` as each one ends."""
+    """Quantize ``items`` with ``workers`` processes; call ``on_result`` as each one ends.
+
+    Images whose outcome is known without their pixels (up to date, refused) are settled here
+    first, so a re-run with nothing left to do starts no process and never loads scikit-learn.
+    """
     summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
     started = time.perf_counter()
-    pending = iter(items)
     record = (out_root, summary.job, "run", roots_of(items), params.to_json())
     write_record(*record)
+
+    def settle(result: FileResult) -> None:
+        summary.add(result)
+        if on_result:
+            on_result(result)
+
+    left = []
+    for item in items:
+        settled = settled_result(item, out_root, params, job=summary.job, overwrite=overwrite)
+        if settled is None:
+            left.append(item)
+        else:
+            settle(settled)
+    if left:
+        _run_pool(left, out_root, params, workers, overwrite, summary.job, settle)
+    _sweep_temps(items, out_root)
+    summary.elapsed_s = time.perf_counter() - started
+    write_record(*record, summary=asdict(summary))
+    return summary
+
+
+def _run_pool(items, out_root, params, workers, overwrite, job, settle) -> None:
+    """Quantize ``items`` in a pool of ``workers`` spawned processes."""
+    pending = iter(items)
     limit_threads_env()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
@@ -89,7 +116,7 @@ def run_batch(
                             item,
                             str(out_root),
                             params,
-                            job=summary.job,
+                            job=job,
                             overwrite=overwrite,
                         )
                     )
@@ -97,20 +124,13 @@ def run_batch(
                     break
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    result = future.result()
-                    summary.add(result)
-                    if on_result:
-                        on_result(result)
+                    settle(future.result())
         except BaseException:
             # Ctrl-C or a broken pool: drop what has not started, let running images finish,
             # then sweep, so no temp file is left in OUT.
             pool.shutdown(wait=True, cancel_futures=True)
             _sweep_temps(items, out_root)
             raise
-    _sweep_temps(items, out_root)
-    summary.elapsed_s = time.perf_counter() - started
-    write_record(*record, summary=asdict(summary))
-    return summary
 
 
 def _start_worker() -> None:

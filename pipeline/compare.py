@@ -39,17 +39,11 @@ def panels(k: int, seed: int) -> list[Panel]:
         Panel("Original", None),
         Panel(
             "Example's k-means (1,000 px, RGB)",
-            _params(k=k, seed=seed, sample=EXAMPLE_SAMPLE, **example),
+            QuantizeParams(k=k, seed=seed, sample=EXAMPLE_SAMPLE, **example),
         ),
-        Panel("colorquant default", _params(k=k, seed=seed)),
-        Panel("Random codebook", _params(k=k, seed=seed, method="random", **example)),
+        Panel("colorquant default", QuantizeParams(k=k, seed=seed)),
+        Panel("Random codebook", QuantizeParams(k=k, seed=seed, method="random", **example)),
     ]
-
-
-def _params(**fields) -> QuantizeParams:
-    """QuantizeParams from ``fields``, leaving out any this version does not know."""
-    known = QuantizeParams.__dataclass_fields__
-    return QuantizeParams(**{name: value for name, value in fields.items() if name in known})
 
 
 def comparison_figure(image_path: Path, figure_path: Path, k: int = 64, seed: int = 0) -> dict:

@@ -155,11 +155,17 @@ def _to_working_mode(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode in WIDE_GRAY_MODES:
         return _wide_gray_to_rgb(image)
-    if mode in ("RGB", "RGBA"):
+    if mode == "RGB" and "transparency" not in image.info:
         return image
     if mode in ALPHA_MODES or (mode in ("P", "L", "RGB") and "transparency" in image.info):
-        return image.convert("RGBA")
+        return _drop_opaque_alpha(image if mode == "RGBA" else image.convert("RGBA"))
     return image.convert("RGB")
+
+
+def _drop_opaque_alpha(image: Image.Image) -> Image.Image:
+    """An alpha channel that is 255 everywhere carries nothing: such an image is quantized as
+    RGB, so its output gets no transparency chunk and its metrics cover the three channels."""
+    return image.convert("RGB") if image.getchannel("A").getextrema() == (255, 255) else image
 
 
 def _wide_gray_to_rgb(image: Image.Image) -> Image.Image:

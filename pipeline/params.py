@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pipeline.settings import (
     DEFAULT_DITHER,
     MAX_COLORS,
+    MAX_SEED,
     METHODS,
     METRICS_LEVELS,
     MIN_COLORS,
@@ -40,8 +41,8 @@ class QuantizeParams:
             raise ValueError(f"k must be between {MIN_COLORS} and {MAX_COLORS}, got {self.k}")
         if self.sample is not None and (not isinstance(self.sample, int) or self.sample < 1):
             raise ValueError(f"sample must be 'all' or a positive pixel count, got {self.sample!r}")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be an integer from 0 to 2**32-1, got {self.seed!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.space not in SPACES:

@@ -53,6 +53,34 @@ def quantize_file(
     overwrite: bool = False,
 ) -> FileResult:
     """Load, quantize and save one input; report the outcome instead of raising."""
+    settled = settled_result(item, out_root, params, job=job, overwrite=overwrite)
+    if settled is not None:
+        return settled
+    png_path, palette_path = output_paths(out_root, item.output)
+    try:
+        return _quantize_and_save(item, png_path, palette_path, params, job)
+    except ImageRejected as exc:
+        return FileResult(item.source, item.output, Status.FAILED, str(exc))
+    except OSError as exc:
+        return _write_failure(item, exc)
+    except MemoryError:
+        return FileResult(item.source, item.output, Status.FAILED, "out of memory", retryable=True)
+    except Exception as exc:  # a bug must cost one file, never the batch
+        return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
+
+
+def settled_result(
+    item: InputItem,
+    out_root: str | Path,
+    params: QuantizeParams,
+    *,
+    job: str | None = None,
+    overwrite: bool = False,
+) -> FileResult | None:
+    """The outcome of ``item`` when it is known without reading a pixel: a failure found by the
+    walk, an output that must not be replaced, or an output already up to date. None when the
+    image must be quantized. Cheap (a stat and a small JSON read), so a runner can settle a
+    whole re-run before it starts a process or imports scikit-learn."""
     if item.error:
         return FileResult(item.source, item.output, Status.FAILED, item.error)
     try:
@@ -69,16 +97,7 @@ def quantize_file(
             return _result_from_palette(item, previous, Status.DONE)
         if not overwrite:
             return _result_from_palette(item, previous, Status.SKIPPED)
-    try:
-        return _quantize_and_save(item, png_path, palette_path, params, job)
-    except ImageRejected as exc:
-        return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    except OSError as exc:
-        return _write_failure(item, exc)
-    except MemoryError:
-        return FileResult(item.source, item.output, Status.FAILED, "out of memory", retryable=True)
-    except Exception as exc:  # a bug must cost one file, never the batch
-        return FileResult(item.source, item.output, Status.FAILED, f"internal error: {exc!r}")
+    return None
 
 
 def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:

@@ -2,7 +2,7 @@
 
 The page answers "which results look bad, so I can redo them with a larger K?". It reads what
 exists in OUT (every palette JSON, the job records ``run`` leaves in ``OUT/.colorquant/``), and,
-for a submitted job, what the caller read from Redis. It writes the page plus a folder of WebP
+for a submitted job, what the caller read from Redis. It writes the page plus a folder of JPEG
 previews beside it; the page has its styles and script inline and loads nothing from a network.
 Rows are data in the page, drawn by a small script a page at a time, so 10,000 images stay fast.
 """

@@ -43,6 +43,9 @@ DEFAULT_MAX_PIXELS = 120_000_000
 #: Smallest and largest palette size accepted for -k.
 MIN_COLORS, MAX_COLORS = 2, 256
 
+#: Largest seed: seeds are 32-bit, as numpy's RandomState takes them.
+MAX_SEED = 2**32 - 1
+
 #: Default error-diffusion strength (``--dither``): 0 is exact labelling, 1 passes on all of
 #: each pixel's error. Chosen by benchmarks/dither.py (SSIMULACRA2 at pngquant's file size).
 DEFAULT_DITHER = 1.0

@@ -25,8 +25,7 @@ EXPECTED = [
 
 
 def params(**fields) -> QuantizeParams:
-    known = QuantizeParams.__dataclass_fields__
-    return QuantizeParams(k=K, **{name: value for name, value in fields.items() if name in known})
+    return QuantizeParams(k=K, **fields)
 
 
 def image_blocks(figure: Image.Image) -> int:

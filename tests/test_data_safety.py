@@ -231,3 +231,45 @@ def test_an_image_is_never_left_without_its_palette(tmp_path):
     with pytest.raises(OSError):
         write_pair_atomic((image, b"png"), (palette, b"{}"))
     assert not image.exists()
+
+
+def test_a_file_name_that_is_not_utf8_round_trips(tmp_path):
+    """``bad\\xffname.png`` gets its PNG and its palette JSON; the JSON names it exactly."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    raw = os.fsencode(folder) + b"/bad\xffname.png"
+    small_png(Path(os.fsdecode(raw)))
+    completed = run_cli("run", folder, "-o", tmp_path / "out", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["done"] == 1
+    (palette,) = (tmp_path / "out").glob("*.palette.json")
+    document = json.loads(palette.read_bytes())
+    assert os.fsencode(document["source"]) == b"bad\xffname.png"
+    assert Path(tmp_path / "out", document["output"]).is_file()
+
+
+def test_an_up_to_date_rerun_starts_no_process_and_never_loads_scikit_learn(tmp_path):
+    """Skips are settled before the pool starts: ``-X importtime`` (inherited by spawned
+    children) shows scikit-learn in the first run, and nowhere in the re-run."""
+    import subprocess
+    import sys
+
+    small_png(tmp_path / "in" / "a.png")
+    command = [sys.executable, "-X", "importtime", "-m", "cli", "run", tmp_path / "in"]
+    command += ["-o", tmp_path / "out", "-k", "4", "-j", "1"]
+    runs = [subprocess.run(command, capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0]
+    assert "sklearn" in runs[0].stderr, "the first run must quantize (and so load scikit-learn)"
+    assert "sklearn" not in runs[1].stderr
+    assert runs[1].stderr.strip().splitlines()[-1].startswith("0 done, 1 skipped")
+
+
+def test_an_opaque_rgba_image_gets_no_transparency(tmp_path):
+    Image.new("RGBA", (20, 12), (10, 200, 30, 255)).save(tmp_path / "opaque.png")
+    result = quantize_file(item_for(tmp_path / "opaque.png"), tmp_path / "out", QuantizeParams(k=4))
+    assert result.status == "done"
+    with Image.open(tmp_path / "out" / "opaque.png") as written:
+        assert "transparency" not in written.info
+    document = json.loads((tmp_path / "out" / "opaque.palette.json").read_text())
+    assert all("alpha" not in color for color in document["colors"])
+    assert (document["width"], document["height"], document["palette_size"]) == (20, 12, 1)

@@ -25,7 +25,14 @@ from worker.settings import SUBMIT_LEASE_S
 #: Retention of the jobs made here, in seconds (long: nothing may expire during a test).
 RETENTION_S = 3600
 
-LUA_FILES = ("begin_item.lua", "record_item.lua", "seal_job.lua", "retry_failed.lua")
+LUA_FILES = (
+    "begin_item.lua",
+    "record_item.lua",
+    "begin_chunk.lua",
+    "record_chunk.lua",
+    "seal_job.lua",
+    "retry_failed.lua",
+)
 
 
 @pytest.fixture

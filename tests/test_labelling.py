@@ -33,13 +33,17 @@ def colours_near(rng: np.random.Generator, palette: np.ndarray, n: int) -> np.nd
     ).astype(np.uint8)
 
 
+#: One labelling case: palette size, channels (RGB or RGBA), pixel count and seed.
+LABELLING_CASE = {
+    "k": st.integers(2, 256),
+    "channels": st.sampled_from([3, 4]),
+    "n": st.integers(1, 3000),
+    "seed": st.integers(0, 2**32 - 1),
+}
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    k=st.integers(2, 256),
-    channels=st.sampled_from([3, 4]),
-    n=st.integers(1, 3000),
-    seed=st.integers(0, 2**32 - 1),
-)
+@given(**LABELLING_CASE)
 def test_labeler_equals_brute_force(k, channels, n, seed):
     rng = np.random.default_rng(seed)
     palette = palette_with_near_ties(rng, k, channels)
@@ -48,13 +52,7 @@ def test_labeler_equals_brute_force(k, channels, n, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    k=st.integers(2, 256),
-    channels=st.sampled_from([3, 4]),
-    n=st.integers(1, 3000),
-    seed=st.integers(0, 2**32 - 1),
-    distinct=st.booleans(),
-)
+@given(**LABELLING_CASE, distinct=st.booleans())
 def test_oklab_labeler_equals_brute_force(k, channels, n, seed, distinct):
     rng = np.random.default_rng(seed)
     palette = palette_with_near_ties(rng, k, channels)

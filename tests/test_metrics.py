@@ -1,6 +1,7 @@
 """SSIMULACRA2 (``--metrics full``): the score itself, and the palette JSON that carries it."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -80,3 +81,33 @@ def test_bad_metrics_level_is_a_usage_error(tmp_path):
     done = run_cli("run", tmp_path, "-o", tmp_path / "out", "--metrics", "most")
     assert done.returncode == 2
     assert done.stderr.startswith("error:") and "metrics" in done.stderr
+
+
+def pngquant_default(image: Image.Image, k: int, folder) -> Image.Image:
+    """pngquant's default (dithered) result, at its best speed setting."""
+    import subprocess
+
+    source, output = folder / "in.png", folder / "out.png"
+    image.save(source)
+    command = ["pngquant", "--speed", "1", "--force", "--output", str(output), str(k), "--"]
+    subprocess.run([*command, str(source)], check=True, capture_output=True)
+    with Image.open(output) as result:
+        result.load()
+        return result.copy()
+
+
+@pytest.mark.parametrize("photo", ["china", "flower"])
+def test_default_looks_better_than_the_example_and_pngquant(request, photo, tmp_path):
+    """SSIMULACRA2 at K=64: colorquant's default beats the example's method always, and
+    pngquant's default where pngquant is installed (CI installs it, so there it must be)."""
+    from pipeline.params import QuantizeParams
+    from pipeline.quantize import quantize_image
+
+    image = Image.fromarray(request.getfixturevalue(photo))
+    ours = ssimulacra2_score(image, quantize_image(image, QuantizeParams(k=64)).indexed)
+    example = QuantizeParams(k=64, sample=1000, seed=0, space="rgb", dither=0)
+    assert ours > ssimulacra2_score(image, quantize_image(image, example).indexed)
+    if shutil.which("pngquant") is None:
+        assert not os.environ.get("CI"), "pngquant is missing; CI installs it"
+        pytest.skip("pngquant is not installed")
+    assert ours > ssimulacra2_score(image, pngquant_default(image, 64, tmp_path))

@@ -1,6 +1,7 @@
 """``colorquant report`` on the outputs of a real ``colorquant run``: what the page holds, the
 previews beside it, their reuse, and the command's errors."""
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from pipeline.report import build_report
 from pipeline.thumbnails import THUMB_BOX
 from tests.conftest import run_cli, sample_photo_path
 from tests.report_helpers import (
@@ -61,7 +63,7 @@ def test_each_row_has_small_previews_of_original_and_result(reported):
     for row in page_data(page)["rows"]:
         original = Image.open(page.parent / row["to"])
         result = Image.open(page.parent / row["tr"])
-        assert original.format == result.format == "WEBP"
+        assert original.format == result.format == "JPEG"
         assert max(original.size) <= THUMB_BOX and max(result.size) <= THUMB_BOX
         with Image.open(out / row["s"].replace(".jpg", ".png")) as full:
             assert result.size[0] / result.size[1] == pytest.approx(
@@ -149,3 +151,24 @@ def test_after_a_rerun_that_skips_and_fixes_the_report_shows_the_current_state(t
     assert len(palettes(out)) == 5
     assert "No failures." in text and BROKEN_REASON not in text
     assert "4 skipped" in text and "1 done" in text
+
+
+def test_ssimulacra2_when_measured_gets_a_column_and_leads_the_sort(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, psnr, score in (("a", 31.0, 72.5), ("b", 28.0, 80.1), ("c", None, None)):
+        Image.new("RGB", (40, 30), (200, 40, 40)).convert("P").save(out / f"{name}.png")
+        document = {
+            "source": f"{name}.jpg",
+            "output": f"{name}.png",
+            "colors": [{"hex": "#c82828", "count": 1200, "share": 1.0}],
+            "metrics": {"psnr": psnr, "ssimulacra2": score, "bytes_in": 900, "bytes_out": 300},
+        }
+        (out / f"{name}.palette.json").write_text(json.dumps(document))
+    summary = build_report(out, workers=1)
+    data = page_data(Path(summary["page"]))
+    assert data["ssim2"] is True and data["sort"] == "q"
+    scores = {row["s"]: row["q"] for row in data["rows"]}
+    assert scores == {"a.jpg": 72.5, "b.jpg": 80.1, "c.jpg": None}
+    assert all(row["tr"] and row["to"] is None for row in data["rows"])  # no record: no originals
+    assert "SSIMULACRA2: 2 images" in Path(summary["page"]).read_text()

@@ -1,22 +1,32 @@
 """What a worker does with one chunk message, without Celery: check, quantize, count.
 
-Per item: ask the job record whether to go on (not cancelled, not already counted, not an image
-that keeps killing its process), re-check the paths, quantize with the pipeline, record the
-outcome once. Runs in a pool process, one per image at a time.
+A chunk's first delivery is counted in batches: one script call begins it (not cancelled; which
+images are final already), the images are quantized, and one script call per RECORD_INTERVAL_S
+(and one at the end) counts what was done. A chunk delivered again (its worker died, or a
+transient fault put images back) runs image by image as a careful path: before each image the
+job record says whether to go on (not cancelled, not already counted, not an image that keeps
+killing its process), and each outcome is recorded at once. Runs in a pool process, one image at
+a time.
 """
 
 import logging
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pipeline.job import Status
 from pipeline.save import FolderSweeper, discard_temps
-from worker.jobs import MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore
+from worker.jobs import MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore, Outcome
 from worker.settings import broker_url, retention_s
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two batches of results recorded for one chunk: progress shows at least this
+#: often, a cancel is noticed within it, and a worker killed mid-chunk loses at most this much
+#: counting (the chunk's redelivery finds the outputs this job wrote and counts them then).
+RECORD_INTERVAL_S = 0.25
 
 POISON_REASON = (
     f"worker process died {MAX_UNFINISHED_DELIVERIES} times on this image; not retried again"
@@ -85,18 +95,99 @@ def run_chunk(
         outcome.counts["refused"] += len(rows)
         return outcome
     _sweep_output_folders(settings, rows)
+    start = jobs.begin_chunk(job, chunk, [_source_of(row) for row in rows])
+    if start.verdict != "go":
+        outcome.counts[start.verdict] += len(rows)
+        if start.verdict == "cancelled":
+            _announce_cancel(job)
+        return outcome
+    todo = [
+        row
+        for row, status in zip(rows, start.statuses, strict=True)
+        if status is None or status == Status.RETRYING
+    ]
+    if len(todo) < len(rows):
+        outcome.counts["finished"] += len(rows) - len(todo)  # counted by an earlier delivery
+    if start.first:
+        _run_batched(jobs, settings, todo, chunk, outcome, final_try)
+    else:
+        _run_one_by_one(jobs, settings, todo, chunk, outcome, final_try)
+    return outcome
+
+
+def _run_batched(jobs, settings, rows, chunk, outcome, final_try) -> None:
+    """Quantize ``rows`` and count them in batches, one script call per RECORD_INTERVAL_S."""
+    pending: list[Outcome] = []
+    last_record = time.monotonic()
+    for index, row in enumerate(rows):
+        result = _quantize_row(settings, row, final_try)
+        if result is None:
+            outcome.retry_rows.append(row)
+            outcome.counts["retry"] += 1
+            continue
+        pending.append(result)
+        if time.monotonic() - last_record >= RECORD_INTERVAL_S:
+            if _record(jobs, settings.job, pending, outcome):
+                outcome.counts["cancelled"] += len(rows) - index - 1
+                return
+            pending, last_record = [], time.monotonic()
+    _record(jobs, settings.job, pending, outcome, None if outcome.retry_rows else chunk)
+
+
+def _record(jobs, job, pending, outcome, finished_chunk=None) -> bool:
+    """Count ``pending`` (and strike ``finished_chunk`` off the ledger); True when cancelled."""
+    counted, cancelled = jobs.record_chunk(job, pending, finished_chunk)
+    for result, now in zip(pending, counted, strict=False):
+        outcome.counts[result.status if now else "finished"] += 1  # else another copy did
+        if now:
+            _log_failure(job, result)
+    if cancelled:
+        _announce_cancel(job)
+    return cancelled
+
+
+def _log_failure(job: str, result: Outcome) -> None:
+    if result.status == Status.FAILED:
+        log.warning("job %s: %s failed: %s", job, result.source, result.error)
+
+
+def _quantize_row(settings: JobSettings, row, final_try: bool) -> Outcome | None:
+    """Quantize one row; its outcome, or None when a transient fault puts it back for later."""
+    from pipeline.process import quantize_file
+
+    try:
+        item = settings.item(row)
+    except (ValueError, TypeError) as exc:
+        log.warning("job %s: refused a message row %r: %s", settings.job, _source_of(row), exc)
+        return Outcome(_source_of(row), Status.FAILED, str(exc), None)
+    result = quantize_file(
+        item, settings.out, settings.params, job=settings.job, overwrite=settings.overwrite
+    )
+    if result.retryable and not final_try:
+        return None
+    return Outcome(item.source, result.status, result.error or "", row)
+
+
+def _run_one_by_one(jobs, settings, rows, chunk, outcome, final_try) -> None:
+    """The careful path of a chunk delivered again: begin and record each image on its own."""
     for index, row in enumerate(rows):
         verdict = run_item(jobs, settings, row, final_try=final_try)
         if verdict == "retry":
             outcome.retry_rows.append(row)
         elif verdict == "cancelled":
             outcome.counts["cancelled"] += len(rows) - index
-            _announce_cancel(job)
-            return outcome
+            _announce_cancel(settings.job)
+            return
         outcome.counts[verdict] += 1
-    if isinstance(chunk, str) and not outcome.retry_rows:
-        jobs.chunk_done(job, chunk)  # every item is final: never send this chunk again
-    return outcome
+    if not outcome.retry_rows:
+        jobs.chunk_done(settings.job, chunk)  # every item is final: never send this chunk again
+
+
+def _source_of(row) -> str:
+    """The source a row names, also for a malformed row (then a short repr of it)."""
+    if isinstance(row, list) and len(row) == 4 and isinstance(row[2], str):
+        return row[2]
+    return repr(row)[:200]
 
 
 #: Cancelled jobs this process has already said it drops, so a cancel is one log line per
@@ -125,7 +216,7 @@ def _in_open_chunk(jobs: JobStore, job: str, chunk, rows: list) -> bool:
 
 
 def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
-    from pipeline.process import output_paths
+    from pipeline.discover import output_paths
 
     for output in {row[3] for row in rows if isinstance(row, list) and len(row) == 4}:
         try:
@@ -137,39 +228,32 @@ def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
 
 def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:
     """Process one row; return what happened (done/skipped/failed/finished/cancelled/retry)."""
-    from pipeline.process import quantize_file
-
     try:
         item = settings.item(row)
-    except (ValueError, TypeError) as exc:
-        source = row[2] if isinstance(row, list) and len(row) == 4 else repr(row)[:200]
-        log.warning("job %s: refused a message row %r: %s", settings.job, source, exc)
-        jobs.record(settings.job, str(source), Status.FAILED, str(exc), None)
-        return Status.FAILED
-    verdict = jobs.begin(settings.job, item.source)
-    if verdict == "poison":
-        _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
-        jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
-        log.warning("job %s: %s failed: %s", settings.job, item.source, POISON_REASON)
-        return Status.FAILED
-    if verdict != "go":
-        return verdict
-    result = quantize_file(
-        item, settings.out, settings.params, job=settings.job, overwrite=settings.overwrite
-    )
-    if result.retryable and not final_try:
+    except (ValueError, TypeError):
+        item = None
+    if item is not None:
+        verdict = jobs.begin(settings.job, item.source)
+        if verdict == "poison":
+            _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
+            jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)
+            log.warning("job %s: %s failed: %s", settings.job, item.source, POISON_REASON)
+            return Status.FAILED
+        if verdict != "go":
+            return verdict
+    result = _quantize_row(settings, row, final_try)
+    if result is None:
         jobs.forget_attempt(settings.job, item.source)
         return "retry"
-    counted = jobs.record(settings.job, item.source, result.status, result.error or "", row)
+    counted = jobs.record(settings.job, result.source, result.status, result.error, result.row)
     if counted != "counted":
         return "finished"  # another copy counted it
-    if result.status == Status.FAILED:
-        log.warning("job %s: %s failed: %s", settings.job, item.source, result.error)
+    _log_failure(settings.job, result)
     return result.status
 
 
 def _discard_temps_of(settings: JobSettings, item) -> None:
-    from pipeline.process import output_paths
+    from pipeline.discover import output_paths
 
     try:
         discard_temps(*output_paths(settings.out, item.output))

@@ -11,7 +11,11 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
   is counted once however often its message is delivered.
 - ``colorquant:{J}:failures``  hash: source → {"path", "error", "item"} (enough to retry it).
 - ``colorquant:{J}:attempts``  hash: source → deliveries begun but not finished, which catches an
-  image that kills its worker process every time.
+  image that kills its worker process every time; and NUL + chunk id → deliveries of that chunk
+  begun. A chunk's clean first delivery is counted in batches (a few script calls per chunk,
+  not two per image); a chunk delivered again, or holding an image some delivery began and
+  never finished, is run image by image, so the image that killed the first delivery is found
+  and, after MAX_UNFINISHED_DELIVERIES more deaths, failed.
 - ``colorquant:{J}:chunks``    hash: chunk id → its message rows, written before the message is
   published and deleted once every item of it has a final status. A message the broker lost
   (Redis restarted from an AOF that kept the pop but not the unacked copy) is sent again from
@@ -68,8 +72,16 @@ def lua_script(name: str) -> str:
 
 
 #: Every transition of a job's ledger, read from the package once at import.
-BEGIN_ITEM, RECORD_ITEM, SEAL_JOB, RETRY_FAILED = (
-    lua_script(name) for name in ("begin_item", "record_item", "seal_job", "retry_failed")
+BEGIN_ITEM, RECORD_ITEM, BEGIN_CHUNK, RECORD_CHUNK, SEAL_JOB, RETRY_FAILED = (
+    lua_script(name)
+    for name in (
+        "begin_item",
+        "record_item",
+        "begin_chunk",
+        "record_chunk",
+        "seal_job",
+        "retry_failed",
+    )
 )
 
 
@@ -91,6 +103,33 @@ class JobSettings:
         if not all(isinstance(text, str) for text in (rel, source, output)):
             raise ValueError("malformed message row; nothing read")
         return InputItem(self.roots[root_index], rel, source, output)
+
+
+@dataclass(frozen=True)
+class ChunkStart:
+    """The answer of ``begin_chunk``: ``verdict`` go/cancelled/unknown, the chunk's deliveries
+    begun (this one included), how many of its images have deliveries that began and never
+    finished, and each source's current status."""
+
+    verdict: str
+    deliveries: int
+    unfinished: int
+    statuses: list
+
+    @property
+    def first(self) -> bool:
+        """A clean first delivery: nothing of it ever began before, so it may run batched."""
+        return self.deliveries == 1 and self.unfinished == 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One item's result, to be counted: its source, status, failure reason and message row."""
+
+    source: str
+    status: Status
+    error: str = ""
+    row: list | None = None
 
 
 def item_row(root_index: int, item: InputItem) -> list:
@@ -117,6 +156,8 @@ class JobStore:
         )
         self._begin = self.redis.register_script(BEGIN_ITEM)
         self._record = self.redis.register_script(RECORD_ITEM)
+        self._begin_chunk = self.redis.register_script(BEGIN_CHUNK)
+        self._record_chunk = self.redis.register_script(RECORD_CHUNK)
         self._seal = self.redis.register_script(SEAL_JOB)
         self._retry = self.redis.register_script(RETRY_FAILED)
 
@@ -184,7 +225,11 @@ class JobStore:
 
     def chunk_done(self, job: str, chunk: str) -> None:
         """Every item of the chunk has its final status: no need to ever send it again."""
-        self.redis.hdel(job_keys(job)["chunks"], chunk)
+        keys = job_keys(job)
+        pipe = self.redis.pipeline()
+        pipe.hdel(keys["chunks"], chunk)
+        pipe.hdel(keys["attempts"], f"\0{chunk}")
+        pipe.execute()
 
     def chunk_rows(self, job: str, chunk: str) -> list | None:
         """The rows the ledger holds for ``chunk``; None once it is finished, or if it never was."""
@@ -242,6 +287,38 @@ class JobStore:
             keys=list(keys.values()),
             args=[source, status, failure, time.time(), self.retention_s],
         )
+
+    def begin_chunk(self, job: str, chunk: str, sources: list[str]) -> ChunkStart:
+        """Start a delivery of ``chunk``: may it go on, how many deliveries it had, and the
+        current status of each source (None when it has none yet)."""
+        keys = job_keys(job)
+        reply = self._begin_chunk(
+            keys=[keys["meta"], keys["items"], keys["attempts"]],
+            args=[chunk, time.time(), self.retention_s, *sources],
+        )
+        statuses = [status or None for status in reply[3:]]
+        return ChunkStart(reply[0], int(reply[1]), int(reply[2]), statuses or [None] * len(sources))
+
+    def record_chunk(
+        self, job: str, outcomes: list[Outcome], finished_chunk: str | None = None
+    ) -> tuple[list[bool], bool]:
+        """Count several items' outcomes in one call; ``finished_chunk`` is struck off the
+        ledger. Returns whether each was counted now (not before), and whether the job is
+        cancelled; ([], True) for an unknown job (expired: nothing more to do)."""
+        keys = job_keys(job)
+        triples = []
+        for outcome in outcomes:
+            failure = ""
+            if outcome.status == Status.FAILED:
+                failure = failure_record(outcome.row, outcome.source, outcome.error)
+            triples += [outcome.source, outcome.status, failure]
+        reply = self._record_chunk(
+            keys=list(keys.values()),
+            args=[time.time(), self.retention_s, finished_chunk or "", *triples],
+        )
+        if reply[0] == "unknown":
+            return [], True
+        return [bool(flag) for flag in reply[1:]], bool(reply[0])
 
     def forget_attempt(self, job: str, source: str) -> None:
         """An item put back for a transient retry did not crash its worker."""

@@ -12,7 +12,8 @@ from PIL import Image
 
 from harness.images import write_generated_images
 from harness.processes import free_port, wait_for
-from tests.conftest import check_output_against_source
+from tests.conftest import check_output_against_source, file_digests
+from tests.odd_files import make_good_files
 
 pytestmark = [pytest.mark.integration]
 
@@ -102,6 +103,18 @@ def test_outputs_as_good_as_embedded_run(finished_job, photo_folder, tmp_path):
         assert document["dither"] == local[source]["dither"] > 0, source
         written = (out / document["output"]).read_bytes()
         assert written == (embedded / document["output"]).read_bytes(), source
+
+
+@pytest.mark.slow
+def test_submit_leaves_every_input_byte_for_byte_the_same(cluster, tmp_path):
+    """Workers read the inputs and never write them: not their pixels, not their metadata."""
+    folder = tmp_path / "in"
+    make_good_files(folder)
+    before = file_digests(folder)
+    done = cluster.cli("submit", folder, "-o", tmp_path / "out", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["done"] == len(before)
+    assert file_digests(folder) == before
 
 
 @pytest.mark.slow
@@ -365,7 +378,8 @@ def test_broker_option_wins_over_environment(cluster, tmp_path):
     assert json.loads(done.stdout)["done"] == 2
 
 
-def test_empty_folder_is_a_finished_job(redis_server, tmp_path):
+def test_empty_folder_is_refused_before_a_job_exists(redis_server, tmp_path):
+    """A folder without images is a usage error (exit 2): no job, no OUT, one line."""
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "readme.txt").write_text("no images here")
     done = subprocess.run(
@@ -377,9 +391,10 @@ def test_empty_folder_is_a_finished_job(redis_server, tmp_path):
         timeout=60,
         cwd=REPO,
     )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    assert (report["total"], report["done"], report["ignored"]) == (0, 0, 1)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().startswith("error: no images in") and done.stdout == ""
+    assert "1 file ignored (.txt ×1)" in done.stderr
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

@@ -2,23 +2,19 @@
 real redis-server, and the HTML report of that job with its failures read from Redis."""
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.commands import REPO, colorquant_command
 from harness.images import write_generated_images
 from harness.processes import free_port, stop_group, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # real workers and a real job
 
-REPO = Path(__file__).parents[2]
 IMAGES = 12
 
 
@@ -56,7 +52,7 @@ def exporter(cluster, tmp_path):
     port = free_port()
     log = (tmp_path / "exporter.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "exporter", "--port", str(port), "--host", "127.0.0.1"],
+        [*colorquant_command(), "exporter", "--port", str(port), "--host", "127.0.0.1"],
         env=cluster.env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -77,18 +73,6 @@ def exporter(cluster, tmp_path):
         stop_group(process, grace_s=5)
 
 
-@contextmanager
-def workers_paused(cluster):
-    """Freeze both workers (SIGSTOP to their process groups), so a job stays pending."""
-    for worker in cluster.workers:
-        os.killpg(worker.process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for worker in cluster.workers:
-            os.killpg(worker.process.pid, signal.SIGCONT)
-
-
 @pytest.fixture
 def job_folder(tmp_path) -> Path:
     folder = tmp_path / "in"
@@ -100,7 +84,7 @@ def job_folder(tmp_path) -> Path:
 def test_exporter_series_move_from_pending_to_done_and_match_status(
     cluster, exporter, job_folder, tmp_path
 ):
-    with workers_paused(cluster):
+    with cluster.consumers_paused():  # what is submitted here stays pending
         receipt = json.loads(
             cluster.cli("submit", job_folder, "-o", tmp_path / "out", "--json", check=True).stdout
         )

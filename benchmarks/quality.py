@@ -1,0 +1,388 @@
+"""Perceptual quality side by side: ``python -m benchmarks.quality [--quick]``.
+
+Every method quantizes every photo of the quality mix (china and flower plus the colour photos
+scikit-image and matplotlib ship) at K = 16, 64 and 256; each result is scored with PSNR and
+SSIMULACRA2 and written as a PNG to count its bytes. The steady-state time per photo of the
+colorquant modes against the example's method runs on the 0.1–2 MP timing mix of
+``benchmarks.run``. A crop gallery shows the same patch of sky from every method.
+
+Writes ``benchmarks/results/quality.json`` and ``quality.md`` (the section the README shows),
+``benchmarks/quality.png`` (SSIMULACRA2 against bytes) and ``benchmarks/crops.png``, then
+re-renders ``benchmarks/README.md``. One BLAS/OpenMP thread, as in a worker.
+"""
+
+from pipeline.threads import limit_threads_env
+
+limit_threads_env()  # before numpy is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from benchmarks import inputs, methods, run  # noqa: E402
+from pipeline.metrics import ssimulacra2_score  # noqa: E402
+from pipeline.save import png_bytes  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+PLOT = HERE / "quality.png"
+GALLERY = HERE / "crops.png"
+SECTION = run.RESULTS / "quality.md"
+
+#: In-process competitors, in table order (keys of benchmarks.methods.BY_KEY).
+IN_PROCESS = (
+    "seed",
+    "full",
+    "median_cut",
+    "median_cut_kmeans",
+    "octree",
+    "colorquant",
+    "colorquant_undithered",
+    "colorquant_default",
+)
+
+#: pngquant's two modes: key → dithered.
+PNGQUANT_MODES = {"pngquant": False, "pngquant_default": True}
+
+#: Full-data KMeans costs 20–150× the example's time: above these pixel counts it is skipped
+#: (so that the whole run stays near 15 minutes on 2 cores).
+FULL_MAX_PIXELS = {16: 2_100_000, 64: 1_000_000, 256: 300_000}
+
+#: Targets of issue 8 (design.md): file size of the default against pngquant's default, PSNR
+#: margin of the RGB mode against full KMeans, steady-state time ratios to the example.
+BYTES_RATIO_TARGET = 1.1
+PSNR_MARGIN_DB = 0.1
+STEADY_DITHERED_TARGET, STEADY_UNDITHERED_TARGET = 0.8, 0.6
+
+#: Methods timed in steady state, per photo of the timing mix.
+STEADY_KEYS = ("seed", "octree", "colorquant_default", "colorquant_undithered", "colorquant")
+
+#: The crop gallery: photo, K, and the box (left, top, right, bottom) of sky it shows.
+GALLERY_PHOTO, GALLERY_K, GALLERY_BOX = "china.png", 16, (330, 0, 640, 150)
+
+
+def label(key: str) -> str:
+    if key in methods.LABELS:
+        return methods.LABELS[key]
+    return methods.PNGQUANT_DEFAULT_LABEL if key == "pngquant_default" else methods.PNGQUANT_LABEL
+
+
+def score(image: Image.Image, result: Image.Image, seconds: float, size: int) -> dict:
+    return {
+        "s": seconds,
+        "psnr": run.psnr(image, result),
+        "ssimulacra2": ssimulacra2_score(image, result),
+        "bytes": size,
+    }
+
+
+def measure(photos: run.Photos, ks, folder: Path) -> tuple[dict, dict]:
+    """{k: {method: {photo: figures}}} and the gallery's images {method: image}."""
+    table, gallery = {}, {}
+    for k in ks:
+        table[k] = {key: {} for key in (*IN_PROCESS, *PNGQUANT_MODES)}
+        for name, image in photos.images.items():
+            for key in IN_PROCESS:
+                if key == "full" and image.width * image.height > FULL_MAX_PIXELS[k]:
+                    continue
+                started = time.perf_counter()
+                result = methods.BY_KEY[key](image, k)
+                seconds = time.perf_counter() - started
+                table[k][key][name] = score(image, result, seconds, len(png_bytes(result)))
+                if (name, k) == (GALLERY_PHOTO, GALLERY_K):
+                    gallery[key] = result.convert("RGB")
+            if methods.pngquant_available():
+                for key, dithered in PNGQUANT_MODES.items():
+                    out = folder / f"{key}-{k}-{name}"
+                    started = time.perf_counter()
+                    methods.pngquant(photos.png[name], k, out, dithered=dithered)
+                    seconds = time.perf_counter() - started
+                    with Image.open(out) as result:
+                        result.load()
+                        table[k][key][name] = score(image, result, seconds, out.stat().st_size)
+                        if (name, k) == (GALLERY_PHOTO, GALLERY_K):
+                            gallery[key] = result.convert("RGB")
+            row = table[k]["colorquant_default"][name]
+            print(f"  k={k} {name:24s} default {row['ssimulacra2']:6.2f}", flush=True)
+        table[k] = {key: rows for key, rows in table[k].items() if rows}
+    return table, gallery
+
+
+def targets(table: dict, steady: dict) -> list[dict]:
+    """Each target of issue 8 per K: what was reached, the worst photo, met or not."""
+    rows = []
+    for k, by_key in table.items():
+        default, pq_default = by_key["colorquant_default"], by_key.get("pngquant_default")
+        undithered, pq_nofs = by_key["colorquant_undithered"], by_key.get("pngquant")
+        rgb, full = by_key["colorquant"], by_key.get("full", {})
+        if pq_default:
+            rows.append(
+                _per_photo(
+                    k, "SSIMULACRA2: default > pngquant default", default, pq_default, "ssimulacra2"
+                )
+            )
+            ratio = sum(r["bytes"] for r in default.values()) / sum(
+                r["bytes"] for r in pq_default.values()
+            )
+            rows.append(
+                {
+                    "k": k,
+                    "target": f"total bytes: default ≤ {BYTES_RATIO_TARGET}× pngquant default",
+                    "reached": f"{ratio:.3f}×",
+                    "met": ratio <= BYTES_RATIO_TARGET,
+                }
+            )
+        if pq_nofs:
+            rows.append(
+                _per_photo(
+                    k,
+                    "SSIMULACRA2: --dither 0 > pngquant --nofs",
+                    undithered,
+                    pq_nofs,
+                    "ssimulacra2",
+                )
+            )
+            rows.append(
+                _per_photo(
+                    k,
+                    "PSNR: --space rgb --dither 0 ≥ pngquant --nofs",
+                    rgb,
+                    pq_nofs,
+                    "psnr",
+                    strict=False,
+                )
+            )
+        if full:
+            rows.append(
+                _per_photo(
+                    k,
+                    f"PSNR: --space rgb --dither 0 ≥ full KMeans − {PSNR_MARGIN_DB} dB",
+                    rgb,
+                    full,
+                    "psnr",
+                    margin=PSNR_MARGIN_DB,
+                    strict=False,
+                )
+            )
+        times = steady.get(k)
+        if times:
+            for key, limit in (
+                ("colorquant_default", STEADY_DITHERED_TARGET),
+                ("colorquant_undithered", STEADY_UNDITHERED_TARGET),
+                ("colorquant", STEADY_UNDITHERED_TARGET),
+            ):
+                ratio = times[key] / times["seed"]
+                rows.append(
+                    {
+                        "k": k,
+                        "target": f"steady-state time, {label(key)} ≤ {limit}× the example's",
+                        "reached": f"{ratio:.2f}× ({run.ms(times[key])} vs "
+                        f"{run.ms(times['seed'])} ms)",
+                        "met": ratio <= limit,
+                    }
+                )
+    return rows
+
+
+def _per_photo(k, target, ours, theirs, metric, margin=0.0, strict=True) -> dict:
+    """``ours`` against ``theirs`` on every photo both have: wins, and the worst photo."""
+    names = [name for name in ours if name in theirs]
+    gaps = {name: ours[name][metric] - theirs[name][metric] for name in names}
+    wins = [name for name, gap in gaps.items() if (gap > -margin if strict else gap >= -margin)]
+    worst = min(gaps, key=gaps.get)
+    return {
+        "k": k,
+        "target": target + " on every photo",
+        "reached": f"{len(wins)}/{len(names)} photos; worst {worst} {gaps[worst]:+.2f} "
+        f"({ours[worst][metric]:.2f} vs {theirs[worst][metric]:.2f})",
+        "met": len(wins) == len(names),
+    }
+
+
+def draw_plot(table: dict, k: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for key, rows in table[k].items():
+        size = run.mean(r["bytes"] for r in rows.values()) / 1024
+        value = run.mean(r["ssimulacra2"] for r in rows.values())
+        colour = "tab:red" if key.startswith("colorquant") else "tab:blue"
+        axes.scatter([size], [value], s=50, color=colour, zorder=3)
+        axes.annotate(
+            label(key), (size, value), textcoords="offset points", xytext=(6, 4), fontsize=7
+        )
+    axes.set_xlabel("mean PNG size per photo (KB)")
+    axes.set_ylabel("mean SSIMULACRA2 (higher is better)")
+    axes.set_title(f"Quality mix ({len(next(iter(table[k].values())))} photos), K={k}")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(PLOT)
+    plt.close(figure)
+
+
+def draw_gallery(source: Image.Image, gallery: dict, table: dict) -> None:
+    """The same patch of sky from every method, enlarged 2× without smoothing, in a grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tiles = [("original", source.convert("RGB"))] + list(gallery.items())
+    columns = 3
+    rows = -(-len(tiles) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 2.5 * rows), dpi=100, squeeze=False
+    )
+    for axis in axes.ravel():
+        axis.axis("off")
+    for axis, (key, image) in zip(axes.ravel(), tiles, strict=False):
+        axis.imshow(image.crop(GALLERY_BOX), interpolation="nearest")
+        if key == "original":
+            axis.set_title("original", fontsize=9)
+        else:
+            row = table[GALLERY_K][key][GALLERY_PHOTO]
+            axis.set_title(
+                f"{label(key)}\nSSIMULACRA2 {row['ssimulacra2']:.1f}, {row['bytes'] / 1024:.0f} KB",
+                fontsize=8,
+            )
+    figure.suptitle(f"{GALLERY_PHOTO}, K={GALLERY_K}: the sky, every method", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(GALLERY)
+    plt.close(figure)
+
+
+def render(data: dict) -> str:
+    lines = [
+        "## Perceptual quality, file size and speed of the three knobs (issue 8)",
+        "",
+        f"Generated by `python -m benchmarks.quality` ({data['elapsed_s']:.0f} s) on "
+        f"{data['machine']}, {data['measured_at']}; one BLAS thread. Quality mix: "
+        f"{', '.join(data['photos'])} (scikit-learn, scikit-image and matplotlib ship them; "
+        "lossless PNG copies). SSIMULACRA2 from the `ssimulacra2` package (higher is better). "
+        "Bytes are the indexed PNG each method writes (colorquant's writer for the in-process "
+        "methods, pngquant's own file for pngquant).",
+        "",
+        "### Targets, per photo",
+        "",
+        "| K | target | reached | met |",
+        "|---|---|---|---|",
+    ]
+    for row in data["targets"]:
+        met = "yes" if row["met"] else "**no**"
+        lines.append(f"| {row['k']} | {row['target']} | {row['reached']} | {met} |")
+    lines += ["", f"![SSIMULACRA2 against PNG size, K=64]({PLOT.name})", ""]
+    lines += [
+        "### Means over the quality mix",
+        "",
+        "Time is one quantization in this process (decode and write excluded; pngquant: its "
+        "whole process, PNG read and write included).",
+        "",
+        "| K | method | ms per photo | PSNR (dB) | SSIMULACRA2 | KB per photo |",
+        "|---|---|---|---|---|---|",
+    ]
+    for k, by_key in data["table"].items():
+        for key, rows in by_key.items():
+            values = rows.values()
+            photos = "" if len(rows) == len(data["photos"]) else f" ({len(rows)} photos)"
+            lines.append(
+                f"| {k} | {label(key)}{photos} | {run.ms(run.mean(r['s'] for r in values))} | "
+                f"{run.mean(r['psnr'] for r in values):.2f} | "
+                f"{run.mean(r['ssimulacra2'] for r in values):.1f} | "
+                f"{run.mean(r['bytes'] for r in values) / 1024:.0f} |"
+            )
+    lines += ["", "### Per photo", ""]
+    columns = [
+        ("colorquant_default", "ssimulacra2", "default S2"),
+        ("pngquant_default", "ssimulacra2", "pngquant S2"),
+        ("colorquant_default", "bytes", "default KB"),
+        ("pngquant_default", "bytes", "pngquant KB"),
+        ("colorquant_undithered", "ssimulacra2", "--dither 0 S2"),
+        ("pngquant", "ssimulacra2", "--nofs S2"),
+        ("colorquant", "psnr", "rgb PSNR"),
+        ("full", "psnr", "full KMeans PSNR"),
+        ("pngquant", "psnr", "--nofs PSNR"),
+    ]
+    lines += [
+        "S2 = SSIMULACRA2; rgb = `--space rgb --dither 0`; pngquant = `--speed 1` (default "
+        "dithering) or `--speed 1 --nofs`.",
+        "",
+        "| K | photo | " + " | ".join(title for _, _, title in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for k, by_key in data["table"].items():
+        for name in data["photos"]:
+            cells = []
+            for key, metric, _ in columns:
+                row = by_key.get(key, {}).get(name)
+                if row is None:
+                    cells.append("—")
+                elif metric == "bytes":
+                    cells.append(f"{row[metric] / 1024:.0f}")
+                else:
+                    cells.append(f"{row[metric]:.2f}")
+            lines.append(f"| {k} | {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "### Crop gallery",
+        "",
+        f"![{GALLERY_PHOTO} sky at K={GALLERY_K}, every method]({GALLERY.name})",
+        "",
+        "### Steady-state time per photo (timing mix of ten 0.1–2 MP photos, decode + quantize "
+        "+ write)",
+        "",
+        "| K | method | ms per photo | ratio to the example's |",
+        "|---|---|---|---|",
+    ]
+    for k, times in data["steady"].items():
+        for key, seconds in times.items():
+            lines.append(
+                f"| {k} | {label(key)} | {run.ms(seconds)} | {seconds / times['seed']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="K=64 only, one steady round")
+    args = parser.parse_args(argv)
+    ks = (64,) if args.quick else (16, 64, 256)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as folder_name:
+        folder = Path(folder_name)
+        photos = run.Photos(inputs.real_photos(), folder)
+        print("quality", flush=True)
+        table, gallery = measure(photos, ks, folder)
+        if GALLERY_K in ks:
+            draw_gallery(photos.images[GALLERY_PHOTO], gallery, table)
+        print("steady state", flush=True)
+        steady = run.steady_state(
+            inputs.mix(), list(STEADY_KEYS), ks, 1 if args.quick else 2, folder
+        )
+    data = {
+        "benchmark": "quality",
+        "quick": args.quick,
+        "machine": f"{run.platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "photos": list(photos.images),
+        "table": {str(k): v for k, v in table.items()},
+        "steady": {str(k): v for k, v in steady.items()},
+        "targets": targets(table, steady),
+        "elapsed_s": round(time.perf_counter() - started, 1),
+    }
+    run.RESULTS.mkdir(exist_ok=True)
+    (run.RESULTS / "quality.json").write_text(json.dumps(data, indent=1) + "\n")
+    draw_plot(table, 64)
+    SECTION.write_text(render(data))
+    run.README.write_text(run.render(json.loads((run.RESULTS / "performance.json").read_text())))
+    print(f"wrote {SECTION}, {PLOT}, {GALLERY} and {run.README}")
+
+
+if __name__ == "__main__":
+    main()
