@@ -1,5 +1,6 @@
 """Shared fixtures: real photos (scikit-learn's) and generated images; no mocks."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -63,6 +64,15 @@ def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("COLORQUANT_DEBUG", None)
     return run_colorquant(*args, env=full_env, timeout=timeout)
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """Every file below ``folder`` by relative path, with the SHA-256 of its bytes."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def load_rgb(path: Path) -> np.ndarray:

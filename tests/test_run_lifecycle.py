@@ -1,6 +1,5 @@
 """``colorquant run`` as a process a person starts and stops: Ctrl-C, its summary, its inputs."""
 
-import hashlib
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.settings import TEMP_MARKER
-from tests.conftest import colorquant_launcher, psnr, run_cli
+from tests.conftest import colorquant_launcher, file_digests, psnr, run_cli
 from tests.odd_files import photo
 
 #: Images in the interrupted run: enough that it is still going when the first output lands.
@@ -31,15 +30,6 @@ def wait_for(condition, what: str, timeout: float = PATIENCE_S, poll: float = 0.
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(poll)
     return value
-
-
-def file_digests(folder: Path) -> dict[str, str]:
-    """Every file below ``folder`` by relative path, with the SHA-256 of its bytes."""
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def photo_files(folder: Path, count: int, size=(480, 360)) -> Path:

@@ -6,8 +6,8 @@ harness (harness/); nothing here is mocked.
 """
 
 import json
-import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,8 @@ from harness.images import make_photos
 from harness.processes import free_port, wait_for
 from harness.redis_server import RedisStartError
 from pipeline.settings import TEMP_MARKER
+from tests.conftest import check_output_against_source
+from worker.jobs import job_keys
 
 __all__ = [
     "QUEUE",
@@ -182,6 +184,7 @@ def assert_job_exact(job: str, broker: str, photos: Path, names: list[str], out:
         assert palette["produced_by"]["job"] == job
         assert len(palette["colors"]) == entries > highest_index
         assert sum(color["count"] for color in palette["colors"]) == pixels
+        check_output_against_source(photos / rel, out / f"{stem}.png", palette)
     return document
 
 
@@ -189,30 +192,71 @@ def assert_job_exact(job: str, broker: str, photos: Path, names: list[str], out:
 
 
 def aof_commands(path: Path) -> list[tuple[int, list[bytes]]]:
-    """The commands of an AOF file (RESP arrays), each with the byte offset where it ends."""
+    """The complete commands of an AOF file (RESP arrays), each with the byte offset where it
+    ends. A command Redis is still writing (the file is read while it runs) is left out."""
     data = path.read_bytes()
     commands, at = [], 0
-    while at < len(data):
-        line_end = data.index(b"\r\n", at)
-        count, at = int(data[at + 1 : line_end]), line_end + 2
-        parts = []
-        for _ in range(count):
+    try:
+        while at < len(data):
             line_end = data.index(b"\r\n", at)
-            length, at = int(data[at + 1 : line_end]), line_end + 2
-            parts.append(data[at : at + length])
-            at += length + 2
-        commands.append((at, parts))
+            count, cursor = int(data[at + 1 : line_end]), line_end + 2
+            parts = []
+            for _ in range(count):
+                line_end = data.index(b"\r\n", cursor)
+                length, cursor = int(data[cursor + 1 : line_end]), line_end + 2
+                if cursor + length + 2 > len(data):
+                    return commands
+                parts.append(data[cursor : cursor + length])
+                cursor += length + 2
+            commands.append((cursor, parts))
+            at = cursor
+    except ValueError:  # a header line not fully written yet
+        pass
     return commands
 
 
-def cut_after_acked_pop(path: Path, queue: str = QUEUE) -> float | None:
-    """Truncate the AOF right after the last pop from ``queue`` whose message a worker went on
-    to finish and ack: a valid prefix (what a crash with ``appendfsync everysec`` may leave)
-    in which that message has left the queue but is not yet in kombu's unacked hash. Only pops
-    after the submit sealed its job count, so the cut never reaches back into the submit.
+def ledger_records(path: Path, job: str, after: int = 0, until: int | None = None) -> set[str]:
+    """Images whose outcome the job's ledger recorded (``HSET items SOURCE STATUS``, written by
+    record_item.lua) in the AOF commands that end in ``(after, until]`` bytes: kombu's own
+    writes (queue, unacked hash) are not counted, only the job's bookkeeping."""
+    items = job_keys(job)["items"].encode()
+    return {
+        parts[2].decode()
+        for end, parts in aof_commands(path)
+        if after < end
+        and (until is None or end <= until)
+        and parts[0].upper() == b"HSET"
+        and parts[1] == items
+        and parts[3] in (b"done", b"skipped", b"failed")
+    }
 
-    Returns how many seconds of deliveries the cut took away, or None when there was no such
-    pop (nothing cut).
+
+def ledger_begins(path: Path, job: str, until: int | None = None) -> Counter:
+    """How often each image of the job was begun (begin_item.lua's ``HINCRBY attempts SOURCE
+    1``: a delivery about to quantize it) in the AOF commands that end by ``until`` bytes."""
+    attempts = job_keys(job)["attempts"].encode()
+    return Counter(
+        parts[2].decode()
+        for end, parts in aof_commands(path)
+        if (until is None or end <= until)
+        and parts[0].upper() == b"HINCRBY"
+        and parts[1] == attempts
+    )
+
+
+def in_flight(path: Path, job: str, until: int) -> set[str]:
+    """Images begun and not yet recorded in the AOF's first ``until`` bytes."""
+    return set(ledger_begins(path, job, until)) - ledger_records(path, job, until=until)
+
+
+def cut_after_acked_pop(path: Path, queue: str = QUEUE) -> int | None:
+    """Where to truncate the AOF so that it ends right after the last pop from ``queue`` whose
+    message a worker went on to finish and ack: a valid prefix (what a crash with
+    ``appendfsync everysec`` may leave) in which that message has left the queue but is not yet
+    in kombu's unacked hash. Only pops after the submit sealed its job count, so the cut never
+    reaches back into the submit.
+
+    Returns the byte offset to keep, or None when there was no such pop.
     """
     commands = aof_commands(path)
     sealed = max(
@@ -224,19 +268,31 @@ def cut_after_acked_pop(path: Path, queue: str = QUEUE) -> float | None:
         default=len(commands),
     )
     acked = {p[2] for _, p in commands if p[0].upper() == b"HDEL" and p[1] == b"unacked"}
-    delivered_at = [
-        float(p[2]) for _, p in commands if p[0].upper() == b"ZADD" and p[1] == b"unacked_index"
-    ]
     for index in range(len(commands) - 2, sealed, -1):
         end, parts = commands[index]
         if parts[0].upper() != b"RPOP" or parts[1] != queue.encode():
             continue
         following = [p for _, p in commands[index + 1 : index + 5]]
         tags = [p[2] for p in following if p[0].upper() == b"HSET" and p[1] == b"unacked"]
-        moments = [
-            float(p[2]) for p in following if p[0].upper() == b"ZADD" and p[1] == b"unacked_index"
-        ]
         if tags and tags[0] in acked:
-            os.truncate(path, end)
-            return max(delivered_at) - moments[0] if moments else 0.0
+            return end
     return None
+
+
+def assert_ledger_lost_in_tail(aof: Path, job: str, kept_bytes: int) -> set[str]:
+    """The part of the AOF after ``kept_bytes`` holds ledger records of the job (images counted
+    as finished) that the kept prefix does not: cutting it really loses bookkeeping, not just
+    kombu's writes. Returns those images."""
+    lost = ledger_records(aof, job, after=kept_bytes) - ledger_records(aof, job, until=kept_bytes)
+    assert lost, "the cut-off tail holds no ledger record of the job: no bookkeeping was lost"
+    return lost
+
+
+def assert_ledger_recovered(broker: str, job: str, images: set[str]) -> None:
+    """Each image whose record was lost is recorded again, as done."""
+    import redis
+
+    client = redis.Redis.from_url(broker, decode_responses=True)
+    names = sorted(images)
+    recorded = dict(zip(names, client.hmget(job_keys(job)["items"], names), strict=True))
+    assert set(recorded.values()) == {"done"}, recorded

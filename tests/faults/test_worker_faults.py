@@ -17,7 +17,9 @@ from tests.faults.faultkit import (
     VISIBILITY_TIMEOUT_S,
     assert_job_exact,
     assert_struck_mid_job,
+    in_flight,
     job_status,
+    ledger_begins,
     submit,
     wait_for,
     wait_until_done,
@@ -40,18 +42,32 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
     worker = worker_factory(redis_server.url, concurrency=2)
     wait_until_started(job, redis_server.url)
 
+    pool = set(worker.pool_pids())
     victim = wait_for(worker.busy_pool_pid, "a pool process running a task", 30)
+    aof = redis_server.aof_files()[-1]
     os.kill(victim, signal.SIGKILL)  # the OOM killer's way
+    at_kill = aof.stat().st_size
     assert_struck_mid_job(job_status(job, redis_server.url))
 
     wait_until_done(job, redis_server.url, timeout=120)
     assert_job_exact(job, redis_server.url, photos, names, out)
-    log = worker.log()
-    # The pool noticed a process died while running a task (so the kill landed mid-task) ...
-    assert "WorkerLostError" in log or "signal 9" in log, log[-3000:]
-    # ... and the worker itself lived on and replaced it.
+    # The killed process held a task: an image in flight when it died (begun, not recorded)
+    # was begun a second time, by the redelivered message, and then counted once. (A message
+    # past the short visibility timeout may be delivered twice anyway: only images in flight
+    # at the kill count here.)
+    begun_twice = {name for name, count in ledger_begins(aof, job).items() if count >= 2}
+    held = in_flight(aof, job, until=at_kill)
+    assert held & begun_twice, f"no image in flight at the kill ran again: {held=} {begun_twice=}"
+    assert "WorkerLostError" in worker.log(), worker.log()[-3000:]
+    # The worker itself lived on and brought its pool back to full size with a new process.
     assert worker.process.poll() is None
-    assert victim not in worker.pool_pids()
+
+    def full_pool():
+        now = set(worker.pool_pids())
+        return now if len(now) == len(pool) else None
+
+    refilled = wait_for(full_pool, "the pool to be back to full size", 60)
+    assert victim not in refilled and len(refilled - pool) == 1, (pool, refilled)
     assert not stale.exists()
 
 

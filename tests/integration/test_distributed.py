@@ -12,7 +12,8 @@ from PIL import Image
 
 from harness.images import write_generated_images
 from harness.processes import free_port, wait_for
-from tests.conftest import check_output_against_source
+from tests.conftest import check_output_against_source, file_digests
+from tests.odd_files import make_good_files
 
 pytestmark = [pytest.mark.integration]
 
@@ -98,6 +99,22 @@ def test_outputs_as_good_as_embedded_run(finished_job, photo_folder, tmp_path):
             assert image.mode == "P" and len(image.getpalette()) // 3 <= 64
         # From the files alone, not from the same code's embedded run.
         check_output_against_source(photo_folder / source, out / document["output"], document)
+        # Dithered by default, and deterministic: a worker writes the very bytes `run` does.
+        assert document["dither"] == local[source]["dither"] > 0, source
+        written = (out / document["output"]).read_bytes()
+        assert written == (embedded / document["output"]).read_bytes(), source
+
+
+@pytest.mark.slow
+def test_submit_leaves_every_input_byte_for_byte_the_same(cluster, tmp_path):
+    """Workers read the inputs and never write them: not their pixels, not their metadata."""
+    folder = tmp_path / "in"
+    make_good_files(folder)
+    before = file_digests(folder)
+    done = cluster.cli("submit", folder, "-o", tmp_path / "out", "--wait", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["done"] == len(before)
+    assert file_digests(folder) == before
 
 
 @pytest.mark.slow
