@@ -6,6 +6,7 @@ pngquant is the exception: it is an external program, so it reads and writes PNG
 is timed as a whole process.
 """
 
+import io
 import shutil
 import subprocess
 import tempfile
@@ -123,12 +124,17 @@ def pngquant(png_in: Path, k: int, png_out: Path, dithered: bool = False) -> Non
     )
 
 
-def pngquant_image(image: Image.Image, k: int) -> Image.Image:
-    """pngquant's result for an in-memory image (through temp files); for quality only."""
+def pngquant_png(image: Image.Image, k: int, dithered: bool = False) -> bytes:
+    """The PNG pngquant writes for an in-memory image (through temp files)."""
     with tempfile.TemporaryDirectory() as folder:
         source, output = Path(folder) / "in.png", Path(folder) / "out.png"
         image.save(source, compress_level=1)
-        pngquant(source, k, output)
-        with Image.open(output) as result:
-            result.load()
-            return result.copy()
+        pngquant(source, k, output, dithered)
+        return output.read_bytes()
+
+
+def pngquant_image(image: Image.Image, k: int, dithered: bool = False) -> Image.Image:
+    """pngquant's result for an in-memory image; for quality only."""
+    with Image.open(io.BytesIO(pngquant_png(image, k, dithered))) as result:
+        result.load()
+        return result.copy()

@@ -99,6 +99,10 @@ def test_outputs_as_good_as_embedded_run(finished_job, photo_folder, tmp_path):
             assert image.mode == "P" and len(image.getpalette()) // 3 <= 64
         # From the files alone, not from the same code's embedded run.
         check_output_against_source(photo_folder / source, out / document["output"], document)
+        # Dithered by default, and deterministic: a worker writes the very bytes `run` does.
+        assert document["dither"] == local[source]["dither"] > 0, source
+        written = (out / document["output"]).read_bytes()
+        assert written == (embedded / document["output"]).read_bytes(), source
 
 
 @pytest.mark.slow
