@@ -352,11 +352,35 @@ def render(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def add_k(k: int) -> None:
+    """Measure one more K and merge it into the saved results (times of other runs kept)."""
+    data = json.loads((run.RESULTS / "quality.json").read_text())
+    with tempfile.TemporaryDirectory() as folder_name:
+        photos = run.Photos(inputs.real_photos(), Path(folder_name))
+        table, _ = measure(photos, (k,), Path(folder_name), gallery_k=0)
+    data["table"][str(k)] = table[k]
+    tables = {int(key): value for key, value in data["table"].items()}
+    steady = {int(key): value for key, value in data["steady"].items()}
+    data["table"] = {str(key): tables[key] for key in sorted(tables)}
+    data["targets"] = targets(dict(sorted(tables.items())), steady)
+    data["added_k"] = sorted({*data.get("added_k", []), k})
+    (run.RESULTS / "quality.json").write_text(json.dumps(data, indent=1) + "\n")
+    SECTION.write_text(render(data))
+    run.README.write_text(run.render(json.loads((run.RESULTS / "performance.json").read_text())))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="K=64 only, one steady round")
+    parser.add_argument(
+        "--add-k",
+        type=int,
+        help="measure only this K (no steady state) and add it to results/quality.json",
+    )
     args = parser.parse_args(argv)
     ks = (64,) if args.quick else (16, 64, 256)
+    if args.add_k:
+        return add_k(args.add_k)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)

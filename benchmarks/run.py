@@ -38,6 +38,7 @@ from PIL import Image  # noqa: E402
 
 from benchmarks import inputs, methods  # noqa: E402
 from benchmarks import report as report_benchmark  # noqa: E402
+from benchmarks.palettes import render_palettes  # noqa: E402
 from pipeline.load import load_image  # noqa: E402
 from pipeline.save import png_bytes  # noqa: E402
 
@@ -233,6 +234,7 @@ def render(data: dict) -> str:
     lines += render_distributed()
     lines += included_sections()
     lines += report_benchmark.render_section()
+    lines += render_palettes()
     lines += [
         "## How it is measured",
         "",

@@ -5,7 +5,7 @@ so the commands that do not quantize never load them.
 """
 
 import os
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import typer
@@ -44,8 +44,8 @@ from pipeline.ownership import (
     check_figure_target,
     refuse_outputs_over_inputs,
 )
-from pipeline.params import QuantizeParams, parse_sample
-from pipeline.settings import max_pixels
+from pipeline.params import QuantizeParams, parse_exports, parse_sample
+from pipeline.settings import PER_IMAGE, SHARED, max_pixels
 
 
 def check_environment() -> None:
@@ -67,25 +67,47 @@ def make_params(options: QuantizeOptions) -> QuantizeParams:
                 f"--sample {sample} draws fewer pixels than the {options.k} colours asked "
                 f"for (-k); sample at least {options.k} pixels, or use --sample all"
             )
-        return QuantizeParams(
+        params = QuantizeParams(
             k=options.k,
             sample=sample,
             seed=options.seed,
             method=options.method,
+            format=options.format.strip().lower(),
+            exports=parse_exports(options.export),
             space=options.space,
             dither=options.dither,
             metrics=options.metrics,
         )
+        return with_palette_source(params, options.palette)
     except ValueError as exc:
         raise usage_error(str(exc)) from None
 
 
-def input_roots(paths: list[Path], out: Path):
+def with_palette_source(params: QuantizeParams, choice: str) -> QuantizeParams:
+    """``params`` with the palette source of ``--palette``: per-image, shared, or a FILE read
+    now, so that a bad file stops the command before any image is touched."""
+    if choice == PER_IMAGE:
+        return params
+    if choice == SHARED:
+        if params.method != "kmeans" or params.sample is not None:
+            raise ValueError(
+                "--palette shared fits k-means on the colours of every pixel; "
+                "it takes neither --method random nor --sample N"
+            )
+        return replace(params, palette=SHARED)
+    from pipeline.palette_files import read_palette_file
+
+    colors = read_palette_file(Path(choice))  # PaletteFileError is a ValueError
+    return replace(params, palette=choice).with_colors(colors)
+
+
+def input_roots(paths: list[Path], out: Path, params: QuantizeParams):
     """The PATHs as input roots, refused as a usage error when they cannot be used with OUT:
-    missing, overlapping, OUT inside an input folder, or an output path that is an input."""
+    missing, overlapping, OUT inside an input folder, or an output path (in ``params``' format,
+    exports included) that is an input."""
     try:
         roots = resolve_roots(paths, out)
-        refuse_outputs_over_inputs(roots, out)
+        refuse_outputs_over_inputs(roots, out, fmt=params.format, exports=params.exports)
     except InputError as exc:
         raise usage_error(str(exc)) from None
     except OutputIsInput as exc:
@@ -136,10 +158,12 @@ def run_local(
     from pipeline.batch import collect_items, run_batch
 
     params = make_params(options)
-    roots = input_roots(paths, out)
+    roots = input_roots(paths, out, params)
     require_images(roots, paths)
     check_writable(out)
     items, ignored = collect_items(roots)
+    if params.shared:
+        return run_shared_local(items, ignored, out, params, options, workers, as_json)
     try:
         with ProgressDisplay("Quantizing", len(items)) as display:
             summary = run_batch(
@@ -157,6 +181,31 @@ def run_local(
     return finish_batch(asdict(summary), out, as_json)
 
 
+def run_shared_local(items, ignored, out, params, options, workers, as_json) -> int:
+    """``run --palette shared``: count every image, fit one palette, then label with it."""
+    from pipeline.batch import new_job_id
+    from pipeline.shared import check_shared_target, run_shared
+
+    try:
+        check_shared_target(out, params, options.overwrite)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+    # One bar over both passes: counting every image, then labelling every image.
+    with ProgressDisplay("Counting, then quantizing", 2 * len(items)) as display:
+        summary = run_shared(
+            items,
+            out,
+            params,
+            workers=workers or cpu_count(),
+            job=new_job_id(),
+            overwrite=options.overwrite,
+            ignored=ignored,
+            on_counted=display.count,
+            on_result=display.count,
+        )
+    return finish_batch(asdict(summary), out, as_json)
+
+
 def submit_job(
     paths: list[Path],
     out: Path,
@@ -170,7 +219,14 @@ def submit_job(
     from worker.client import submit as submit_to_workers
 
     params = make_params(options)
-    roots = input_roots(paths, out)
+    if params.shared:
+        # The phased job (count, fit, label) on workers is not built yet; refuse rather than
+        # let each worker fit its own palette under a "shared" label.
+        raise usage_error(
+            "--palette shared runs with `colorquant run` for now; "
+            "submit takes per-image or a palette FILE"
+        )
+    roots = input_roots(paths, out, params)
     require_images(roots, paths)
     with job_errors():
         open_store(broker)  # an unreachable broker is reported before OUT is created

@@ -17,7 +17,9 @@ import typer
 
 from pipeline.params import QuantizeParams
 from pipeline.settings import (
+    EXPORT_FORMATS,
     IMAGE_EXTENSIONS,
+    IMAGE_FORMATS,
     MAX_COLORS,
     MAX_SEED,
     METHODS,
@@ -111,6 +113,33 @@ MetricsOpt = choice_option(
     "[bold]basic[/]: MSE and PSNR in each palette JSON; [bold]full[/]: also the "
     "SSIMULACRA2 perceptual score (slower than the quantization itself).",
 )
+PaletteOpt = Annotated[
+    str,
+    typer.Option(
+        "--palette",
+        metavar="per-image|shared|FILE",
+        help="Where the palette comes from: [bold]per-image[/] (each image fits its own), "
+        "[bold]shared[/] (one palette fitted on the colours of every image, written as "
+        "OUT/palette.json), or a palette FILE (.gpl, .act, .ase, or a colorquant .json) "
+        "applied as it is, with no fit.",
+    ),
+]
+FormatOpt = choice_option(
+    "--format",
+    IMAGE_FORMATS,
+    "Output image format: indexed [bold]png[/], lossless [bold]webp[/] (palette mode, "
+    "usually smaller), or [bold]gif[/] (one transparent colour, no partial alpha).",
+)
+ExportOpt = Annotated[
+    str,
+    typer.Option(
+        "--export",
+        metavar=",".join(EXPORT_FORMATS),
+        help="Also write each palette as GIMP .gpl, Adobe .act / .ase, or CSS custom "
+        "properties, beside its palette JSON (comma-separated).",
+        show_default=False,
+    ),
+]
 OverwriteOpt = Annotated[
     bool,
     typer.Option(
@@ -167,6 +196,9 @@ class QuantizeOptions:
     space: SpaceOpt = DEFAULTS.space
     dither: DitherOpt = DEFAULTS.dither
     metrics: MetricsOpt = DEFAULTS.metrics
+    palette: PaletteOpt = DEFAULTS.palette
+    format: FormatOpt = DEFAULTS.format
+    export: ExportOpt = ""
     overwrite: OverwriteOpt = False
 
 

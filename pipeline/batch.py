@@ -5,11 +5,13 @@ child started with ``spawn``, one BLAS/OpenMP thread each, so the parent never r
 scikit-learn and nothing forks a process that has.
 """
 
+import functools
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,11 +68,14 @@ def run_batch(
     job: str | None = None,
     ignored: int = 0,
     on_result: Callable[[FileResult], None] | None = None,
+    pool: ProcessPoolExecutor | None = None,
 ) -> BatchSummary:
     """Quantize ``items`` with ``workers`` processes; call ``on_result`` as each one ends.
 
     Images whose outcome is known without their pixels (up to date, refused) are settled here
     first, so a re-run with nothing left to do starts no process and never loads scikit-learn.
+
+    ``pool`` is a running :func:`worker_pool` to use (a phased job reuses one for every phase).
     """
     summary = BatchSummary(job=job or new_job_id(), total=len(items), ignored=ignored)
     started = time.perf_counter()
@@ -89,48 +94,61 @@ def run_batch(
             left.append(item)
         else:
             settle(settled)
-    if left:
-        _run_pool(left, out_root, params, workers, overwrite, summary.job, settle)
+    quantize = functools.partial(
+        quantize_file, out_root=str(out_root), params=params, job=summary.job, overwrite=overwrite
+    )
+    try:
+        if left:
+            with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
+                for result in bounded_map(running, workers, quantize, left):
+                    settle(result)
+    except BaseException:
+        # Ctrl-C or a broken pool: the pool has let running images finish; sweep, so no temp
+        # file is left in OUT.
+        _sweep_temps(items, out_root)
+        raise
     _sweep_temps(items, out_root)
     summary.elapsed_s = time.perf_counter() - started
     write_record(*record, summary=asdict(summary))
     return summary
 
 
-def _run_pool(items, out_root, params, workers, overwrite, job, settle) -> None:
-    """Quantize ``items`` in a pool of ``workers`` spawned processes."""
-    pending = iter(items)
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """``workers`` spawned processes with one BLAS thread each, warmed up, Ctrl-C safe."""
     limit_threads_env()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
-        running = set()
         try:
-            while True:
-                while len(running) < workers * IN_FLIGHT_PER_WORKER:
-                    item = next(pending, None)
-                    if item is None:
-                        break
-                    running.add(
-                        pool.submit(
-                            quantize_file,
-                            item,
-                            str(out_root),
-                            params,
-                            job=job,
-                            overwrite=overwrite,
-                        )
-                    )
-                if not running:
-                    break
-                finished, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    settle(future.result())
+            yield pool
         except BaseException:
-            # Ctrl-C or a broken pool: drop what has not started, let running images finish,
-            # then sweep, so no temp file is left in OUT.
+            # Drop what has not started and let running images finish (they write whole files).
             pool.shutdown(wait=True, cancel_futures=True)
-            _sweep_temps(items, out_root)
             raise
+
+
+def bounded_map(
+    pool: ProcessPoolExecutor, workers: int, function: Callable, inputs: Iterable
+) -> Iterator:
+    """``function(x)`` for each input, run in ``pool``, yielded as each finishes (in any
+    order), with at most IN_FLIGHT_PER_WORKER calls per worker queued at a time."""
+    pending = iter(inputs)
+    running = set()
+    while True:
+        while len(running) < workers * IN_FLIGHT_PER_WORKER:
+            argument = next(pending, _END)
+            if argument is _END:
+                break
+            running.add(pool.submit(function, argument))
+        if not running:
+            return
+        finished, running = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            yield future.result()
+
+
+#: Marks the end of the inputs of :func:`bounded_map` (None may be an input).
+_END = object()
 
 
 def _start_worker() -> None:

@@ -54,13 +54,18 @@ def palette_path_for(output: str) -> str:
     return output[: -len(".png")] + PALETTE_SUFFIX
 
 
-def output_paths(out_root: str | Path, output: str) -> tuple[Path, Path]:
-    """The PNG and palette paths for an output name, refusing anything that leaves OUT."""
+def output_paths(
+    out_root: str | Path, output: str, fmt: str = "png", exports: Iterable[str] = ()
+) -> tuple[Path, ...]:
+    """Every file written for an output name: the image (in format ``fmt``), its palette JSON
+    and each palette export, refusing a name that leaves OUT."""
     relative = PurePosixPath(output)
     if relative.is_absolute() or ".." in relative.parts or not output.endswith(".png"):
         raise ValueError(f"output path {output!r} leaves the output folder; nothing written")
     root = Path(out_root)
-    return root / relative, root / palette_path_for(output)
+    stem = output[: -len(".png")]
+    exported = (root / f"{stem}.{kind}" for kind in exports)
+    return (root / f"{stem}.{fmt}", root / palette_path_for(output), *exported)
 
 
 def is_image_name(name: str) -> bool:

@@ -26,12 +26,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from pipeline.palette_files import EXPORT_FORMATS, export_bytes
+from pipeline.discover import output_paths
+from pipeline.palette_files import export_bytes
 from pipeline.save import png_bytes
 from pipeline.settings import PALETTE_SUFFIX
-
-#: Image formats ``--format`` accepts; the first is the default.
-IMAGE_FORMATS = ("png", "webp", "gif")
 
 #: The walk names outputs with this extension; the chosen format's replaces it.
 WALK_EXTENSION = ".png"
@@ -40,44 +38,6 @@ WALK_EXTENSION = ".png"
 #: searches). Method 4 at quality 50 is within 1–2% of the smallest size measured here at the
 #: time of PNG encoding; method 6 at quality 100 gains 3% more for 40× the time.
 WEBP_METHOD, WEBP_QUALITY = 4, 50
-
-
-@dataclass(frozen=True)
-class OutputSpec:
-    """What is written for every image: the image format and the palette exports."""
-
-    format: str = "png"
-    exports: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        if self.format not in IMAGE_FORMATS:
-            raise ValueError(
-                f"format must be one of {', '.join(IMAGE_FORMATS)}, got {self.format!r}"
-            )
-        unknown = [kind for kind in self.exports if kind not in EXPORT_FORMATS]
-        if unknown:
-            raise ValueError(
-                f"export must be among {', '.join(EXPORT_FORMATS)}, got {', '.join(unknown)}"
-            )
-
-    def to_json(self) -> dict:
-        return {"format": self.format, "exports": list(self.exports)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "OutputSpec":
-        return cls(data.get("format", "png"), tuple(data.get("exports", ())))
-
-
-def parse_exports(text: str | None) -> tuple[str, ...]:
-    """``"gpl,act"`` → ``("gpl", "act")``: ordered as EXPORT_FORMATS, repeats dropped."""
-    asked = {part.strip().lower().lstrip(".") for part in (text or "").split(",") if part.strip()}
-    unknown = sorted(asked - set(EXPORT_FORMATS))
-    if unknown:
-        raise ValueError(
-            f"--export takes a comma-separated list of {', '.join(EXPORT_FORMATS)}; "
-            f"got {', '.join(unknown)}"
-        )
-    return tuple(kind for kind in EXPORT_FORMATS if kind in asked)
 
 
 def image_name(walk_output: str, fmt: str) -> str:
@@ -99,17 +59,15 @@ class OutputFiles:
 
     root: Path
     output: str  # the image below OUT, POSIX, with the format's extension
-    spec: OutputSpec
+    kinds: tuple[str, ...] = ()  # the exports asked for
 
     @classmethod
-    def of(cls, out_root: str | Path, walk_output: str, spec: OutputSpec) -> "OutputFiles":
+    def of(
+        cls, out_root: str | Path, walk_output: str, fmt: str = "png", exports=()
+    ) -> "OutputFiles":
         """The files for an input; ValueError for a name that would leave OUT."""
-        relative = PurePosixPath(walk_output)
-        if relative.is_absolute() or ".." in relative.parts:
-            raise ValueError(
-                f"output path {walk_output!r} leaves the output folder; nothing written"
-            )
-        return cls(Path(out_root), image_name(walk_output, spec.format), spec)
+        output_paths(out_root, walk_output)  # the check
+        return cls(Path(out_root), image_name(walk_output, fmt), tuple(exports))
 
     @property
     def image(self) -> Path:
@@ -124,7 +82,7 @@ class OutputFiles:
 
     @property
     def exports(self) -> dict[str, Path]:
-        return {kind: self.export(kind) for kind in self.spec.exports}
+        return {kind: self.export(kind) for kind in self.kinds}
 
     def every_path(self) -> list[Path]:
         """The image, its palette JSON and each export asked for."""
@@ -172,6 +130,10 @@ def _gif(indexed, buffer, icc_profile):
 
 def export_files(files: OutputFiles, colors: np.ndarray, kinds=None) -> dict[Path, bytes]:
     """The bytes of each export of ``files`` (or only ``kinds``) for the palette ``colors``."""
-    name = files.export_name()
-    chosen = files.spec.exports if kinds is None else kinds
-    return {files.export(kind): export_bytes(kind, colors, name) for kind in chosen}
+    chosen = files.kinds if kinds is None else kinds
+    return export_files_named([files.export(kind) for kind in chosen], colors, files.export_name())
+
+
+def export_files_named(paths: list[Path], colors: np.ndarray, name: str) -> dict[Path, bytes]:
+    """The bytes of each palette file in ``paths``, its kind read from its extension."""
+    return {path: export_bytes(path.suffix.lstrip("."), colors, name) for path in paths}

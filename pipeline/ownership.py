@@ -57,7 +57,11 @@ def outputs_may_reach_inputs(roots: list[InputRoot], out: str | Path) -> bool:
 
 
 def refuse_outputs_over_inputs(
-    roots: list[InputRoot], out: str | Path, items: Iterable[InputItem] | None = None
+    roots: list[InputRoot],
+    out: str | Path,
+    items: Iterable[InputItem] | None = None,
+    fmt: str = "png",
+    exports: Iterable[str] = (),
 ) -> None:
     """Raise OutputIsInput when an output path of the job is one of the job's inputs.
 
@@ -73,7 +77,7 @@ def refuse_outputs_over_inputs(
         if identity is not None:
             inputs.setdefault(identity, item)
     for item in listed:
-        for path in output_paths(out, item.output):
+        for path in output_paths(out, item.output, fmt, exports):
             overwritten = inputs.get(file_identity(path))
             if overwritten is not None:
                 raise OutputIsInput(
@@ -98,8 +102,14 @@ def foreign_output(paths: Iterable[Path], palette: dict | None, output: str) -> 
 
 
 def is_palette_of(palette: dict | None, output: str) -> bool:
+    """True when ``palette`` is the palette JSON of ``output``, in any of the image formats
+    (the files of one output share its name up to the extension)."""
     named = palette.get("output") if isinstance(palette, dict) else None
-    return isinstance(named, str) and named.casefold() == output.casefold()
+    return isinstance(named, str) and _stem(named).casefold() == _stem(output).casefold()
+
+
+def _stem(output: str) -> str:
+    return output.rsplit(".", 1)[0] if "." in output.rsplit("/", 1)[-1] else output
 
 
 def not_ours_reason(path: Path) -> str:

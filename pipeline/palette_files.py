@@ -19,9 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-#: The export formats ``--export`` accepts, by file extension.
-EXPORT_FORMATS = ("gpl", "act", "ase", "css")
-
 #: The palette files ``--palette FILE`` reads, by file extension.
 READABLE_FORMATS = ("gpl", "act", "ase", "json")
 

@@ -14,12 +14,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pipeline.discover import InputItem, output_paths
+from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.load import ImageRejected, check_inside, load_image
+from pipeline.outputs import OutputFiles, encode_image, export_files
 from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
+from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
-from pipeline.save import json_bytes, png_bytes, write_pair_atomic
+from pipeline.save import json_bytes, write_atomic, write_pair_atomic
+from pipeline.settings import SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -56,9 +59,9 @@ def quantize_file(
     settled = settled_result(item, out_root, params, job=job, overwrite=overwrite)
     if settled is not None:
         return settled
-    png_path, palette_path = output_paths(out_root, item.output)
+    files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     try:
-        return _quantize_and_save(item, png_path, palette_path, params, job)
+        return _quantize_and_save(item, files, params, job)
     except ImageRejected as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
     except OSError as exc:
@@ -78,54 +81,82 @@ def settled_result(
     overwrite: bool = False,
 ) -> FileResult | None:
     """The outcome of ``item`` when it is known without reading a pixel: a failure found by the
-    walk, an output that must not be replaced, or an output already up to date. None when the
-    image must be quantized. Cheap (a stat and a small JSON read), so a runner can settle a
-    whole re-run before it starts a process or imports scikit-learn."""
+    walk, an output that must not be replaced, or an output already up to date (writing the
+    palette exports it lacks, from its palette JSON). None when the image must be quantized.
+    Cheap (a stat and a small JSON read), so a runner can settle a whole re-run before it
+    starts a process or imports scikit-learn."""
     if item.error:
         return FileResult(item.source, item.output, Status.FAILED, item.error)
     try:
-        png_path, palette_path = output_paths(out_root, item.output)
+        files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    previous = _read_palette(palette_path)
-    refused = _refused_output(item, (png_path, palette_path), previous, overwrite)
+    previous = _read_palette(files.palette)
+    refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
     if refused:
-        return FileResult(item.source, item.output, Status.FAILED, refused)
-    if is_palette_of(previous, item.output) and _same_work(previous, item, params, png_path):
-        made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
-        if made_by_this_job:
-            return _result_from_palette(item, previous, Status.DONE)
-        if not overwrite:
-            return _result_from_palette(item, previous, Status.SKIPPED)
+        return FileResult(item.source, files.output, Status.FAILED, refused)
+    current = is_palette_of(previous, files.output) and files.image.is_file()
+    if not (current and _same_work(previous, item, params, files.image)):
+        return None
+    made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
+    missing = files.missing_exports()
+    if missing and not overwrite:  # the image is current: only the new exports are due
+        try:
+            _write_exports(files, document_colors(previous), missing)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # redo the image, which writes every file
+        return _result_from_palette(item, previous, Status.DONE)
+    if made_by_this_job:
+        return _result_from_palette(item, previous, Status.DONE)
+    if not overwrite:
+        return _result_from_palette(item, previous, Status.SKIPPED)
     return None
 
 
-def _quantize_and_save(item, png_path, palette_path, params, job) -> FileResult:
+def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
+    import numpy as np  # numpy/sklearn only where pixels are touched
+
     from pipeline.metrics import ssimulacra2_score
-    from pipeline.quantize import quantize_image  # numpy/sklearn only where pixels are touched
+    from pipeline.quantize import label_image, quantize_image
 
     started = time.perf_counter()
     # Hashed before decoding: an edit made meanwhile leaves a stale digest, so it is redone.
     digest = source_digest(item)
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
-    result = quantize_image(loaded.image, params)
+    if params.colors is not None:  # a palette file's, or the job's shared one: no fit
+        result = label_image(
+            loaded.image,
+            np.array(params.colors, dtype=np.uint8),
+            space=params.space,
+            dither=params.dither,
+        )
+    else:
+        result = quantize_image(loaded.image, params)
     score = ssimulacra2_score(loaded.image, result.indexed) if params.metrics == "full" else None
     started = time.perf_counter()
-    png = png_bytes(result.indexed, loaded.icc_profile)
+    encoded = encode_image(result.indexed, params.format, loaded.icc_profile)
     timings = {
         "load": round(load_ms, 2),
         "sample": result.timings_ms["sample"],
         "fit": result.timings_ms["fit"],
         "label": round(result.timings_ms["label"] + result.timings_ms["reconstruct"], 2),
     }
-    document = palette_document(item, params, result, loaded.bytes_in, len(png), job, timings)
+    document = palette_document(item, params, result, loaded.bytes_in, len(encoded), job, timings)
+    document["output"] = files.output
     document["metrics"]["ssimulacra2"] = None if score is None else round(score, 4)
     document["source_sha256"] = digest
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
-    palette = json_bytes(document)  # encoded before anything is written: no PNG left alone
-    write_pair_atomic((png_path, png), (palette_path, palette))
+    palette = json_bytes(document)  # encoded before anything is written: no image left alone
+    write_pair_atomic((files.image, encoded), (files.palette, palette))
+    _write_exports(files, result.colors, files.kinds)
     return _result_from_palette(item, document, Status.DONE)
+
+
+def _write_exports(files: OutputFiles, colors, kinds) -> None:
+    """Write the palette files ``kinds`` beside an image, each atomically."""
+    for path, data in export_files(files, colors, kinds).items():
+        write_atomic(path, data)
 
 
 def palette_document(item, params, result, bytes_in, bytes_out, job, timings) -> dict:
@@ -144,7 +175,7 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
         if result.alphas is not None and result.alphas[index] < 255:
             entry["alpha"] = int(result.alphas[index])
         colors.append(entry)
-    settings = params.to_json()
+    settings = params.to_json(with_colors=False)
     width, height = result.indexed.size
     return {
         "source": item.source,
@@ -152,6 +183,7 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
         "k": settings.pop("k"),
         "palette_size": len(colors),  # below k when the image has fewer colours
         **settings,
+        **({"palette_file": SHARED_PALETTE_NAME} if params.shared else {}),
         "width": width,
         "height": height,
         "colors": colors,
@@ -181,13 +213,15 @@ def _read_palette(palette_path: Path) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-def _refused_output(item: InputItem, paths, previous: dict | None, overwrite: bool) -> str | None:
+def _refused_output(
+    item: InputItem, paths, previous: dict | None, overwrite: bool, output: str
+) -> str | None:
     """Why the outputs of ``item`` must not be written, or None: an output that is this very
     input is never replaced; a file colorquant did not make is replaced only with overwrite."""
     for path in paths:
         if same_file(path, item.path):
             return f"the output {path} is this image itself; not replaced"
-    foreign = None if overwrite else foreign_output(paths, previous, item.output)
+    foreign = None if overwrite else foreign_output(paths, previous, output)
     return not_ours_reason(foreign) if foreign else None
 
 
@@ -202,7 +236,8 @@ def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path
         if not (
             png_path.is_file()
             and previous.get("source") == item.source
-            and QuantizeParams.from_json(previous) == params
+            and QuantizeParams.from_json(previous).image_work() == params.image_work()
+            and (params.colors is None or _same_colors(previous, params.colors))
             and previous["metrics"]["bytes_in"] == os.stat(item.path).st_size
         ):
             return False
@@ -210,6 +245,18 @@ def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path
         return digest is not None and previous.get("source_sha256") == digest
     except (KeyError, TypeError, ValueError, OSError):
         return False
+
+
+def _same_colors(previous: dict, given) -> bool:
+    """True when an output's palette is the given one (give or take the one transparent entry
+    labelling adds for an image with transparency)."""
+
+    def opaque(rows):
+        return sorted(
+            tuple(row) + (255,) * (4 - len(row)) for row in rows if len(row) == 3 or row[3]
+        )
+
+    return opaque(document_colors(previous).tolist()) == opaque(given)
 
 
 def source_digest(item: InputItem) -> str | None:
@@ -230,7 +277,7 @@ def _result_from_palette(item: InputItem, document: dict, status: Status) -> Fil
     metrics = document.get("metrics", {})
     return FileResult(
         item.source,
-        item.output,
+        document.get("output", item.output),
         status,
         psnr=metrics.get("psnr"),
         mse=metrics.get("mse"),

@@ -42,6 +42,13 @@ class QuantizedImage:
     timings_ms: dict = field(default_factory=dict)
 
     @property
+    def colors(self) -> np.ndarray:
+        """The palette as (n, 3) RGB, or (n, 4) RGBA when the image has transparency."""
+        if self.alphas is None:
+            return self.palette
+        return np.column_stack([self.palette, self.alphas])
+
+    @property
     def psnr(self) -> float | None:
         """PSNR in dB on the 0–255 scale; None when lossless (JSON has no infinity)."""
         return None if self.mse == 0 else 10.0 * math.log10(255.0**2 / self.mse)
@@ -82,7 +89,7 @@ def label_image(
     histogram = build_histogram(source)
     timer.lap("sample")
     palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
-    timer.lap("fit")
+    timer.laps["fit"] = 0.0  # nothing fitted: the palette was given
     return _labelled(source, histogram, palette, timer, space, dither)
 
 

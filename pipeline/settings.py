@@ -60,6 +60,18 @@ SPACES = ("oklab", "rgb")
 #: SSIMULACRA2, which costs more than the quantization itself).
 METRICS_LEVELS = ("basic", "full")
 
+#: Image formats ``--format`` accepts; the first is the default.
+IMAGE_FORMATS = ("png", "webp", "gif")
+
+#: Palette file formats ``--export`` writes beside each output, by file extension.
+EXPORT_FORMATS = ("gpl", "act", "ase", "css")
+
+#: Where each image's palette comes from (``--palette``), besides a palette file.
+PER_IMAGE, SHARED = "per-image", "shared"
+
+#: The shared palette's file in OUT (``--palette shared``); its exports sit beside it.
+SHARED_PALETTE_NAME = "palette.json"
+
 #: Suffix of the palette sidecar written next to every output PNG.
 PALETTE_SUFFIX = ".palette.json"
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from PIL.GimpPaletteFile import GimpPaletteFile
 
-from pipeline.outputs import OutputFiles, OutputSpec, encode_image, export_files, parse_exports
+from pipeline.outputs import OutputFiles, encode_image, export_files
 from pipeline.palette_files import (
     PaletteFileError,
     export_bytes,
@@ -18,7 +18,7 @@ from pipeline.palette_files import (
     read_css,
     read_palette_file,
 )
-from pipeline.params import QuantizeParams
+from pipeline.params import QuantizeParams, parse_exports
 from pipeline.quantize import quantize_image
 
 
@@ -121,7 +121,7 @@ def test_exports_parse_and_name_their_files(tmp_path):
     assert parse_exports("css, gpl,GPL,.ase") == ("gpl", "ase", "css")
     with pytest.raises(ValueError, match="png"):
         parse_exports("gpl,png")
-    files = OutputFiles.of(tmp_path, "a/b c.png", OutputSpec("webp", ("gpl", "css")))
+    files = OutputFiles.of(tmp_path, "a/b c.png", "webp", ("gpl", "css"))
     assert files.output == "a/b c.webp"
     assert [p.name for p in files.every_path()] == [
         "b c.webp",
@@ -132,7 +132,7 @@ def test_exports_parse_and_name_their_files(tmp_path):
     exported = export_files(files, random_palette(3))
     assert set(exported) == {tmp_path / "a/b c.gpl", tmp_path / "a/b c.css"}
     with pytest.raises(ValueError, match="leaves the output folder"):
-        OutputFiles.of(tmp_path, "../x.png", OutputSpec())
+        OutputFiles.of(tmp_path, "../x.png")
 
 
 def decoded_rgba(data: bytes) -> np.ndarray:

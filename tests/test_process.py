@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.discover import InputItem
+from pipeline.discover import InputItem, output_paths
 from pipeline.job import Status
 from pipeline.params import QuantizeParams
-from pipeline.process import output_paths, quantize_file
+from pipeline.process import quantize_file
 from tests.conftest import sample_photo_path
 
 #: Small and quick, but a real photo: a crop of china.jpg.

@@ -256,6 +256,7 @@ def _discard_temps_of(settings: JobSettings, item) -> None:
     from pipeline.discover import output_paths
 
     try:
-        discard_temps(*output_paths(settings.out, item.output))
+        params = settings.params
+        discard_temps(*output_paths(settings.out, item.output, params.format, params.exports))
     except (ValueError, OSError):
         pass
