@@ -160,7 +160,34 @@ def render_dithering(path: Path = RESULTS) -> list[str]:
         lines.append(
             f"| {TIMING_LABELS[name]} | {seconds * 1000:.1f} | {seconds / timing['seed']:.2f} |"
         )
-    return lines + [""]
+    return lines + [""] + targets(rows, timing) + [""]
+
+
+#: design.md's targets for the default output: total bytes against pngquant's default, and
+#: steady-state time against the seed's method.
+BYTES_TARGET, TIME_TARGET = 1.1, 0.8
+
+
+def targets(rows: list[dict], timing: dict) -> list[str]:
+    """design.md's dithering targets, met or not, from the figures above."""
+    key, lines = str(DEFAULT_DITHER), ["Targets:", ""]
+    for k in sorted({row["k"] for row in rows}):
+        at_k = [row for row in rows if row["k"] == k]
+        wins = sum(row[key]["ssimulacra2"] > row["pngquant"]["ssimulacra2"] for row in at_k)
+        ours = sum(row[key]["bytes"] for row in at_k)
+        ratio = ours / sum(row["pngquant"]["bytes"] for row in at_k)
+        met = wins == len(at_k) and ratio <= BYTES_TARGET
+        lines.append(
+            f"- K={k}: the default beats pngquant's default on {wins}/{len(at_k)} photos at "
+            f"{ratio:.2f}× its bytes (target: every photo, ≤ {BYTES_TARGET}×): "
+            f"{'met' if met else 'missed'}."
+        )
+    ratio = timing["default"] / timing["seed"]
+    lines.append(
+        f"- Steady-state time with dithering: {ratio:.2f}× the seed's (target ≤ {TIME_TARGET}×): "
+        f"{'met' if ratio <= TIME_TARGET else 'missed'}."
+    )
+    return lines
 
 
 TIMING_LABELS = {

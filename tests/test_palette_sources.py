@@ -96,6 +96,7 @@ def test_formats_name_their_outputs_and_are_redone_on_a_format_change(tmp_path, 
     assert output_colors(out / document["output"]) <= {tuple(e["rgb"]) for e in document["colors"]}
 
 
+@pytest.mark.slow  # 200 photos counted, fitted and labelled, twice, and recounted by the test
 def test_shared_palette_run_uses_one_palette_equal_to_the_fit_of_merged_counts(tmp_path):
     photos = small_photo_folder(tmp_path / "in", 200)
     out = tmp_path / "out"
