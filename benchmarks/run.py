@@ -262,11 +262,11 @@ def render(data: dict) -> str:
 
 
 #: Sections other benchmarks write (markdown), shown in the README after this one's tables.
-INCLUDED_SECTIONS = ("quality.md", "dithering.md")
+INCLUDED_SECTIONS = ("quality.md", "dithering.md", "scale.md")
 
 
 def included_sections() -> list[str]:
-    """The sections of ``benchmarks.quality`` (and of the dithering benchmark) when present."""
+    """The sections the quality, dithering and scale benchmarks write, when present."""
     lines = []
     for name in INCLUDED_SECTIONS:
         path = RESULTS / name
