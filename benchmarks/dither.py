@@ -30,7 +30,7 @@ from pipeline.save import png_bytes
 from pipeline.settings import DEFAULT_DITHER
 from pipeline.threads import limit_threads_now
 
-#: Palette sizes of design.md's quality target.
+#: Palette sizes of the perceptual-quality target (K = 16, 64, 256).
 KS = (16, 64, 256)
 
 #: Dithering levels measured side by side (0 is colorquant without dithering).
@@ -163,13 +163,13 @@ def render_dithering(path: Path = RESULTS) -> list[str]:
     return lines + [""] + targets(rows, timing) + [""]
 
 
-#: design.md's targets for the default output: total bytes against pngquant's default, and
+#: The targets for the default output: total bytes against pngquant's default, and
 #: steady-state time against the seed's method.
 BYTES_TARGET, TIME_TARGET = 1.1, 0.8
 
 
 def targets(rows: list[dict], timing: dict) -> list[str]:
-    """design.md's dithering targets, met or not, from the figures above."""
+    """The dithering targets, met or not, from the figures above."""
     key, lines = str(DEFAULT_DITHER), ["Targets:", ""]
     for k in sorted({row["k"] for row in rows}):
         at_k = [row for row in rows if row["k"] == k]

@@ -53,7 +53,7 @@ PNGQUANT_MODES = {"pngquant": False, "pngquant_default": True}
 #: (so that the whole run stays near 15 minutes on 2 cores).
 FULL_MAX_PIXELS = {16: 2_100_000, 64: 1_000_000, 256: 300_000}
 
-#: Targets of issue 8 (design.md): file size of the default against pngquant's default, PSNR
+#: Targets of the perceptual-quality work: file size of the default against pngquant's default, PSNR
 #: margin of the RGB mode against full KMeans, steady-state time ratios to the example.
 BYTES_RATIO_TARGET = 1.1
 PSNR_MARGIN_DB = 0.1
