@@ -63,12 +63,12 @@ def load_image(path: Path, root: Path) -> LoadedImage:
     if stat.st_size == 0:
         raise ImageRejected("empty file (0 bytes)")
     limit = max_pixels()
-    register_decoders()
+    decoders = register_decoders()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with open(real, "rb") as handle, _pixel_limit(limit):
-                image = Image.open(handle, formats=ALLOWED_FORMATS)
+                image = Image.open(handle, formats=decoders)
                 _check_size(image, limit)
                 fmt = image.format or "image"
                 image.seek(0)
@@ -93,15 +93,19 @@ def load_image(path: Path, root: Path) -> LoadedImage:
 
 
 @functools.cache
-def register_decoders() -> None:
-    """Register every plugin, so each name in ALLOWED_FORMATS resolves: Pillow's own, and
-    pillow-heif's HEIF decoder (the phones' HEIC photos). Once per process."""
+def register_decoders() -> tuple[str, ...]:
+    """Register every plugin (Pillow's own, and pillow-heif's HEIF decoder for the phones' HEIC
+    photos) once per process, and return the allowlisted formats this install can decode.
+    A name with no decoder behind it (no pillow-heif, a Pillow built without AVIF) would make
+    ``Image.open`` raise KeyError for every file, so it is left out instead."""
     Image.init()
     try:
         import pillow_heif
     except ImportError:  # an install without it reads every other format
-        return
-    pillow_heif.register_heif_opener(thumbnails=False)
+        pass
+    else:
+        pillow_heif.register_heif_opener(thumbnails=False)
+    return tuple(name for name in ALLOWED_FORMATS if name in Image.OPEN)
 
 
 class _pixel_limit:

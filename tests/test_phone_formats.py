@@ -64,3 +64,34 @@ def test_a_heic_named_png_is_still_read_by_content_within_the_allowlist(tmp_path
     loaded = load_image(disguised, tmp_path / "in")
     assert loaded.format == "HEIF"
     assert np.asarray(loaded.image).shape == (427, 640, 3)
+
+
+def test_an_install_without_pillow_heif_still_reads_every_other_format(tmp_path):
+    """With no HEIF decoder, a non-image named .jpg is 'not an image', not a KeyError, and a
+    PNG still loads."""
+    import subprocess
+    import sys
+
+    (tmp_path / "fake.jpg").write_bytes(b"not an image")
+    Image.new("RGB", (4, 3), (10, 20, 30)).save(tmp_path / "real.png")
+    probe = "\n".join(
+        [
+            "import sys; sys.modules['pillow_heif'] = None",
+            "from pathlib import Path",
+            "from pipeline.load import ImageRejected, load_image, register_decoders",
+            "assert 'HEIF' not in register_decoders()",
+            f"root = Path({str(tmp_path)!r})",
+            "print(load_image(root / 'real.png', root).image.size)",
+            "try: load_image(root / 'fake.jpg', root)",
+            "except ImageRejected as exc: print(exc)",
+        ]
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == ["(4, 3)", "not an image (or not a supported format)"]
