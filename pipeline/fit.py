@@ -20,7 +20,6 @@ fully transparent.
 import numpy as np
 
 from pipeline.histogram import ColorHistogram
-from pipeline.label import augment, fold_table, nearest
 from pipeline.pixels import PixelSource, pack, unpack
 from pipeline.settings import SPACES
 from pipeline.space import from_working, to_working
@@ -66,9 +65,6 @@ EXACT_ITERATIONS = 12
 
 #: Above this many distinct colours the distinct-colour steps are skipped (big photos).
 MAX_DISTINCT_POINTS = 400_000
-
-#: Lloyd assignments work on coordinates rounded to 1/GRID of a level.
-GRID = 8
 
 
 def check_space(space: str) -> str:
@@ -199,69 +195,13 @@ def fit_distinct(
 
 
 def weighted_lloyd(points, weights, centres, iterations, tol=None) -> np.ndarray:
-    """Lloyd's k-means steps on weighted points; an empty cluster keeps its previous centre.
+    """Lloyd's k-means steps on weighted points, over-relaxed by RELAX; an empty cluster keeps
+    its previous centre. Compiled, with Hamerly's bounds (:func:`pipeline.lloyd.lloyd`): late
+    steps, where few points change cluster, cost little more than the centre update."""
+    from pipeline.lloyd import weighted_lloyd as compiled_lloyd  # numba only where images fit
 
-    Hamerly's bounds skip the points whose nearest centre cannot have changed: an upper bound on
-    the distance to their own centre and a lower bound on the distance to any other, both moved
-    by how far the centres moved. Late iterations, where few points change cluster, then cost
-    little more than the centre update. Assignments use coordinates rounded to 1/GRID of a level
-    (plenty for fitting), which lets :func:`pipeline.label.nearest` find them exactly and fast.
-    """
     tol = TOLERANCE if tol is None else tol
-    points = np.asarray(points, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
-    centres = np.array(centres, dtype=np.float64)
-    weighted = points * weights[:, None]
-    grid = np.rint(points * GRID)
-    rows = augment(grid)
-    norms = np.einsum("ij,ij->i", grid, grid)
-    labels, upper, lower = _two_nearest(rows, norms, centres)
-    n_clusters = len(centres)
-    totals = np.bincount(labels, weights=weights, minlength=n_clusters)
-    sums = np.stack(
-        [
-            np.bincount(labels, weights=weighted[:, c], minlength=n_clusters)
-            for c in range(points.shape[1])
-        ],
-        axis=1,
-    )
-    for _ in range(iterations):
-        filled = totals > 0
-        moved = centres.copy()
-        moved[filled] = sums[filled] / totals[filled, None]
-        if RELAX != 1.0:
-            moved = centres + RELAX * (moved - centres)
-        step = np.sqrt(((moved - centres) ** 2).sum(axis=1))
-        centres = moved
-        if step.max() < tol:
-            break
-        upper += step[labels]
-        lower -= step.max()
-        stale = np.flatnonzero(upper > lower)
-        if not len(stale):
-            continue
-        before = labels[stale]
-        labels[stale], upper[stale], lower[stale] = _two_nearest(rows[stale], norms[stale], centres)
-        switched = labels[stale] != before
-        changed = stale[switched]
-        if len(changed):
-            # Move the changed points' weight and sums from their old cluster to the new one.
-            old, new = before[switched], labels[changed]
-            w, wx = weights[changed], weighted[changed]
-            totals += np.bincount(new, weights=w, minlength=n_clusters)
-            totals -= np.bincount(old, weights=w, minlength=n_clusters)
-            for c in range(points.shape[1]):
-                sums[:, c] += np.bincount(new, weights=wx[:, c], minlength=n_clusters)
-                sums[:, c] -= np.bincount(old, weights=wx[:, c], minlength=n_clusters)
-    return centres
-
-
-def _two_nearest(rows: np.ndarray, norms: np.ndarray, centres: np.ndarray):
-    """Nearest centre of each point, its distance, and the distance to the second nearest."""
-    labels, first, second = nearest(rows, fold_table(np.rint(centres * GRID)), second=True)
-    upper = np.sqrt(np.maximum(first + norms, 0.0)) / GRID
-    lower = np.sqrt(np.maximum(second + norms, 0.0)) / GRID
-    return labels, upper, lower
+    return compiled_lloyd(points, weights, centres, iterations, tol, RELAX)
 
 
 def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:
