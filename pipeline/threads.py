@@ -33,12 +33,16 @@ def limit_threads_now() -> None:
 
 
 def warm_up() -> None:
-    """Import the quantizer and scikit-learn, and load the compiled dithering loop, now, so
-    the first image does not pay for them."""
+    """Import the quantizer and scikit-learn, and load the compiled loops (histogram, k-means
+    steps, dithering) now, so the first image does not pay for them."""
     import sklearn.cluster  # noqa: F401
     import sklearn.utils  # noqa: F401
 
+    import pipeline.binning
     import pipeline.dither
+    import pipeline.lloyd
     import pipeline.quantize  # noqa: F401
 
+    pipeline.binning.warm_up()
+    pipeline.lloyd.warm_up()
     pipeline.dither.warm_up()
