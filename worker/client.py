@@ -1,7 +1,7 @@
 """The job commands as plain functions: submit, status, cancel, retry, list.
 
-Nothing here imports numpy or scikit-learn; Celery is imported only by the functions that
-publish (submit, retry).
+Nothing here imports numpy, scikit-learn or Celery: the publisher builds Celery's messages
+itself (worker/messages.py).
 """
 
 import json
@@ -30,13 +30,6 @@ def open_store(broker: str | None = None) -> JobStore:
     return store
 
 
-def celery_app():
-    """The Celery app the publisher sends through; Celery loads only when we publish."""
-    from worker.app import app
-
-    return app
-
-
 def submit(
     roots: list[InputRoot],
     out: Path,
@@ -51,22 +44,14 @@ def submit(
     store.create(job, str(Path(os.path.abspath(out))), params, overwrite)
     walk = InputWalk(roots)
     try:
-        total = ChunkPublisher(celery_app(), store, job).publish_all(walk)
+        total = ChunkPublisher(store, job).publish_all(walk)
         store.seal(job, walk.ignored)
     except BaseException as exc:
         _abandon_quietly(store, job)
-        if isinstance(exc, redis.RedisError | OSError) or _is_broker_error(exc):
+        if isinstance(exc, redis.RedisError | OSError):
             raise BrokerUnreachable(unreachable_message(store.url, exc)) from None
         raise
     return {"job": job, "total": total}
-
-
-def _is_broker_error(exc: BaseException) -> bool:
-    """A failed publish: kombu's connection errors, or a publish batch whose pipeline failed
-    (which of its messages reached Redis is then unknown; the job is abandoned either way)."""
-    from kombu.exceptions import BatchPublishError, OperationalError
-
-    return isinstance(exc, OperationalError | BatchPublishError)
 
 
 def _abandon_quietly(store: JobStore, job: str) -> None:
@@ -196,9 +181,7 @@ def retry(job: str, broker: str | None = None) -> dict:
     if not before["submitted"]:
         raise ValueError(f"job {job} is still being submitted; retry it once it is done")
     records = store.take_failed_for_retry(job) or []
-    publisher = ChunkPublisher(
-        celery_app(), store, job, list(store.roots(job)), f"r{time.time_ns()}-"
-    )
+    publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
     rows = [record["item"] for record in records if record.get("item")]
     unrecoverable = [record for record in records if not record.get("item")]
     for record in unrecoverable:  # refused at submit (links out of the tree): fail again as is

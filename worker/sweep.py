@@ -54,27 +54,23 @@ def stalled_jobs(store: JobStore, stall_s: float, now: float) -> list[str]:
     return stalled
 
 
-def resend_ledger(app, store: JobStore, job: str) -> int:
-    """Send every chunk still in the job's ledger again, through ``app``; returns how many."""
+def resend_ledger(store: JobStore, job: str) -> int:
+    """Send every chunk still in the job's ledger again; returns how many."""
     chunks = store.pending_chunks(job)
-    publisher = ChunkPublisher(app, store, job)
-    with publisher.producer() as producer:
-        publisher.send_all(chunks, producer)
+    ChunkPublisher(store, job).send_all(chunks)
     store.redis.hset(job_keys(job)["meta"], "updated_at", time.time())
     return len(chunks)
 
 
-def sweep_once(
-    app, store: JobStore, unacked_key: str, interval: float, node: str
-) -> dict[str, int]:
-    """One round, publishing through the worker's Celery ``app``; returns {job: chunks re-sent}."""
+def sweep_once(store: JobStore, unacked_key: str, interval: float, node: str) -> dict[str, int]:
+    """One round; returns {job: chunks re-sent}."""
     if not store.redis.set(SWEEP_LOCK, node, nx=True, ex=max(1, int(interval))):
         return {}
     if not broker_is_empty(store, unacked_key):
         return {}
     resent = {}
     for job in stalled_jobs(store, stall_seconds(interval), time.time()):
-        resent[job] = resend_ledger(app, store, job)
+        resent[job] = resend_ledger(store, job)
         log.warning(
             "job %s has pending images but no message left in the broker (lost in a Redis "
             "restart?); re-sent %d chunk(s) from its ledger",
@@ -106,14 +102,14 @@ class LostMessageSweep(bootsteps.StartStopStep):
         self.timer_ref = worker.timer.call_repeatedly(
             interval,
             self._round,
-            (app, store, unacked_key, interval, worker.hostname),
+            (store, unacked_key, interval, worker.hostname),
             priority=10,
         )
 
     @staticmethod
-    def _round(app, store, unacked_key, interval, node):
+    def _round(store, unacked_key, interval, node):
         try:
-            sweep_once(app, store, unacked_key, interval, node)
+            sweep_once(store, unacked_key, interval, node)
         except Exception as exc:  # Redis down or restarting: the next round tries again
             log.debug("lost-message sweep skipped: %r", exc)
 
