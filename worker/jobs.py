@@ -190,6 +190,8 @@ class JobStore:
                 "retrying": 0,
                 "ignored": 0,
                 "created_at": now,
+                # A shared-palette job runs in phases (worker/phase_store.py); it counts first.
+                **({"phase": "count"} if params.shared else {}),
             },
         )
         pipe.expire(meta, SUBMIT_LEASE_S)

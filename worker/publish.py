@@ -59,8 +59,10 @@ class ChunkPublisher:
         job: str,
         roots: list[str] | None = None,
         chunk_prefix: str = "s",
+        task: str = CHUNK_TASK,
     ):
         self.app = app
+        self.task = task
         self.store = store
         self.job = job
         self.roots = list(roots or [])
@@ -101,12 +103,17 @@ class ChunkPublisher:
                         chunks[next(self.chunk_ids)] = rows
                     refused += [item for item in chunk if item.error]
                 count = sum(map(len, batch))
-                self.store.add_items(self.job, count, chunks, self.roots if gained_root else None)
+                self.note_chunks(count, chunks, self.roots if gained_root else None)
                 for item in refused:  # refused by the walk (a link out of the tree): never sent
                     self.store.record(self.job, item.source, Status.FAILED, item.error, None)
                 self.send_all(chunks, producer)
                 total += count
         return total
+
+    def note_chunks(self, count: int, chunks: dict[str, list], roots: list | None) -> None:
+        """Count ``count`` more items and write ``chunks`` into the job's ledger before they
+        are published (a phased job's count phase writes them to its own ledger)."""
+        self.store.add_items(self.job, count, chunks, roots)
 
     def publish_rows(self, rows: list) -> int:
         """Publish rows of items already counted (``retry``), in order; ``self.sent`` says how
@@ -123,7 +130,7 @@ class ChunkPublisher:
     def send_all(self, chunks: dict[str, list], producer) -> None:
         for chunk_id, rows in chunks.items():
             self.app.send_task(
-                CHUNK_TASK,
+                self.task,
                 (self.job, rows, chunk_id),
                 producer=producer,
                 argsrepr=f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})",
