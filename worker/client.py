@@ -84,9 +84,11 @@ class CountPublisher(ChunkPublisher):
 
 
 def _is_broker_error(exc: BaseException) -> bool:
-    from kombu.exceptions import OperationalError
+    """A failed publish: kombu's connection errors, or a publish batch whose pipeline failed
+    (which of its messages reached Redis is then unknown; the job is abandoned either way)."""
+    from kombu.exceptions import BatchPublishError, OperationalError
 
-    return isinstance(exc, OperationalError)
+    return isinstance(exc, OperationalError | BatchPublishError)
 
 
 def _abandon_quietly(store: JobStore, job: str) -> None:

@@ -24,6 +24,10 @@ TAIL_SPREAD = 16
 #: them: fewer round trips, and still at most LEDGER_BATCH × the largest chunk items in memory.
 LEDGER_BATCH = 16
 
+#: Redis commands kombu buffers at most before it runs them (two per message: the LPUSH and
+#: the "sent" event's PUBLISH), so a ledger batch's messages go out in one pipeline.
+PUBLISH_BATCH_COMMANDS = 1000
+
 
 def guided_chunks(items: Iterable, largest: int, spread: int = TAIL_SPREAD) -> Iterator[list]:
     """Cut a stream into chunks of ``largest`` items, shrinking towards the end of the stream.
@@ -128,10 +132,14 @@ class ChunkPublisher:
         return self.sent
 
     def send_all(self, chunks: dict[str, list], producer) -> None:
-        for chunk_id, rows in chunks.items():
-            self.app.send_task(
-                self.task,
-                (self.job, rows, chunk_id),
-                producer=producer,
-                argsrepr=f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})",
-            )
+        """Publish the chunks' messages, each a normal Celery message with its "sent" event,
+        in one round trip to Redis: kombu's publish batch buffers the LPUSH and PUBLISH commands
+        its Redis transport would send one by one, and runs them in one pipeline on leaving."""
+        with producer.batch(max_size=PUBLISH_BATCH_COMMANDS):
+            for chunk_id, rows in chunks.items():
+                self.app.send_task(
+                    self.task,
+                    (self.job, rows, chunk_id),
+                    producer=producer,
+                    argsrepr=f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})",
+                )
