@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from harness.cluster import QUEUE
 from pipeline.palette_files import export_bytes
 from tests.photo_sets import (
     TINY_SIZES,
@@ -91,3 +92,40 @@ def test_shared_palette_on_workers_equals_run_and_the_fit_of_merged_counts(
     cluster.cli("retry", receipt["job"], check=True)
     again = cluster.wait_until_final(receipt["job"])
     assert (again["done"], again["failed"], again["total"]) == (200, 1, 201)
+
+
+@pytest.mark.slow  # waits for the workers' lost-message sweep (a few seconds)
+def test_shared_palette_jobs_whose_count_or_fit_messages_were_lost_still_finish(cluster, tmp_path):
+    """Redis lost the messages of a phase (a restart from an AOF that kept the pops but not the
+    unacked copies): the sweep re-sends what the phase waits for, the count chunks of one job
+    and the fit of another, and both end exact with the palette of their merged counts."""
+    from worker.app import make_app
+    from worker.phase_store import PhaseStore
+    from worker.phases import run_count_chunk, store
+
+    photos = small_photo_folder(tmp_path / "in", 12, seed=4, sizes=TINY_SIZES)
+    expected = expected_shared_palette(photos, SHARED_K)
+    outs = {phase: tmp_path / phase for phase in ("count", "fit")}
+    with cluster.consumers_paused():
+        jobs = {
+            phase: json.loads(
+                cluster.cli(
+                    "submit", photos, "-o", out, "-k", SHARED_K, "--palette", "shared", "--json",
+                    check=True,
+                ).stdout
+            )["job"]
+            for phase, out in outs.items()
+        }  # fmt: skip
+        # The second job counts here, in this process, up to its fit, whose message goes out.
+        app, phases = make_app(cluster.redis.url), PhaseStore(store(cluster.redis.url))
+        for chunk in sorted(phases.pending_counts(jobs["fit"])):
+            run_count_chunk(jobs["fit"], chunk, broker=cluster.redis.url, app=app)
+        assert cluster.status(jobs["fit"])["phase"] == "fit"
+        assert cluster.status(jobs["count"])["phase"] == "count"
+        cluster.redis.client().delete(QUEUE)  # every queued message of both jobs is lost
+    for phase, job in jobs.items():
+        final = cluster.wait_until_final(job)
+        assert (final["state"], final["phase"], final["done"]) == ("done", "label", 12), phase
+        check_shared_outputs(outs[phase], expected, 12)
+    log = "".join(worker.log() for worker in cluster.workers)
+    assert log.count("no message left in the broker") >= 2
