@@ -23,6 +23,8 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 - ``colorquant:jobs``          sorted set of job ids by creation time, for ``colorquant jobs``.
 - ``colorquant:active``        set of sealed jobs not yet finished, for the sweep.
 
+A ``--palette shared`` job also has a phase and keys of its own: see worker/phase_store.py.
+
 Every transition is one Lua script (a ``.lua`` file beside this module), so two workers, a
 redelivery and a retry never race. Status reads one hash: constant time at any job size.
 docs/architecture.md describes the ledger, its scripts and what they guarantee.
@@ -190,6 +192,8 @@ class JobStore:
                 "retrying": 0,
                 "ignored": 0,
                 "created_at": now,
+                # A shared-palette job runs in phases (worker/phase_store.py); it counts first.
+                **({"phase": "count"} if params.shared else {}),
             },
         )
         pipe.expire(meta, SUBMIT_LEASE_S)

@@ -51,8 +51,8 @@ class ChunkPublisher:
 
     Each message is a normal Celery task message with its "task-sent" event (worker/messages.py
     builds them as Celery would); the messages of up to LEDGER_BATCH chunks go out in one
-    MULTI/EXEC transaction together with their ledger entries, so a submit that dies or loses
-    Redis midway leaves no message without its ledger entry, and no entry without its message.
+    MULTI/EXEC transaction together with their ledger entries: Redis applies all of it or none,
+    so a submit that dies or loses Redis midway never leaves a message without its entry.
     """
 
     def __init__(
@@ -61,7 +61,9 @@ class ChunkPublisher:
         job: str,
         roots: list[str] | None = None,
         chunk_prefix: str = "s",
+        task: str = CHUNK_TASK,
     ):
+        self.task = task
         self.store = store
         self.job = job
         self.roots = list(roots or [])
@@ -98,13 +100,19 @@ class ChunkPublisher:
             count = sum(map(len, batch))
             transaction = self.store.redis.pipeline(transaction=True)
             roots = self.roots if gained_root else None
-            self.store.add_items(self.job, count, chunks, roots, pipe=transaction)
+            self.note_chunks(count, chunks, roots, transaction)
             self.queue_messages(chunks, transaction)
             transaction.execute()
             for item in refused:  # refused by the walk (a link out of the tree): never sent
                 self.store.record(self.job, item.source, Status.FAILED, item.error, None)
             total += count
         return total
+
+    def note_chunks(self, count: int, chunks: dict[str, list], roots: list | None, pipe) -> None:
+        """Count ``count`` more items and write ``chunks`` into the job's ledger, in the
+        transaction ``pipe`` that then publishes them (a phased job's count phase writes them
+        to its own ledger)."""
+        self.store.add_items(self.job, count, chunks, roots, pipe=pipe)
 
     def publish_rows(self, rows: list) -> int:
         """Publish rows of items already counted (``retry``), in order; ``self.sent`` says how
@@ -131,7 +139,7 @@ class ChunkPublisher:
         does) and its "task-sent" event (PUBLISH, for Flower) to ``pipe``."""
         for chunk_id, rows in chunks.items():
             argsrepr = f"(job={self.job!r}, chunk={chunk_id!r}, images={len(rows)})"
-            task_id, message = self.messages.task(CHUNK_TASK, [self.job, rows, chunk_id], argsrepr)
+            task_id, message = self.messages.task(self.task, [self.job, rows, chunk_id], argsrepr)
             pipe.lpush(QUEUE, message)
-            event = self.messages.sent_event(task_id, CHUNK_TASK, argsrepr)
+            event = self.messages.sent_event(task_id, self.task, argsrepr)
             pipe.publish(self.messages.event_channel, event)

@@ -19,6 +19,7 @@ import time
 from celery import bootsteps
 
 from worker.jobs import ACTIVE_JOBS, JobStore, job_keys
+from worker.phases import resend_phase
 from worker.publish import ChunkPublisher
 from worker.settings import QUEUE, broker_url, restore_sweep_interval, retention_s
 
@@ -54,23 +55,32 @@ def stalled_jobs(store: JobStore, stall_s: float, now: float) -> list[str]:
     return stalled
 
 
-def resend_ledger(store: JobStore, job: str) -> int:
-    """Send every chunk still in the job's ledger again; returns how many."""
+def resend_ledger(app, store: JobStore, job: str) -> int:
+    """Send every chunk still in the job's ledger again; returns how many.
+    A shared-palette job before its label phase gets what its phase waits for instead: its
+    uncounted count chunks, or its fit (worker/phases.py)."""
+    phase = store.redis.hget(job_keys(job)["meta"], "phase")
+    resent = resend_phase(app, store, job, phase) if phase else None
+    if resent is not None:
+        store.redis.hset(job_keys(job)["meta"], "updated_at", time.time())
+        return resent
     chunks = store.pending_chunks(job)
     ChunkPublisher(store, job).send_all(chunks)
     store.redis.hset(job_keys(job)["meta"], "updated_at", time.time())
     return len(chunks)
 
 
-def sweep_once(store: JobStore, unacked_key: str, interval: float, node: str) -> dict[str, int]:
-    """One round; returns {job: chunks re-sent}."""
+def sweep_once(
+    app, store: JobStore, unacked_key: str, interval: float, node: str
+) -> dict[str, int]:
+    """One round, publishing through the worker's Celery ``app``; returns {job: chunks re-sent}."""
     if not store.redis.set(SWEEP_LOCK, node, nx=True, ex=max(1, int(interval))):
         return {}
     if not broker_is_empty(store, unacked_key):
         return {}
     resent = {}
     for job in stalled_jobs(store, stall_seconds(interval), time.time()):
-        resent[job] = resend_ledger(store, job)
+        resent[job] = resend_ledger(app, store, job)
         log.warning(
             "job %s has pending images but no message left in the broker (lost in a Redis "
             "restart?); re-sent %d chunk(s) from its ledger",
@@ -102,14 +112,14 @@ class LostMessageSweep(bootsteps.StartStopStep):
         self.timer_ref = worker.timer.call_repeatedly(
             interval,
             self._round,
-            (store, unacked_key, interval, worker.hostname),
+            (app, store, unacked_key, interval, worker.hostname),
             priority=10,
         )
 
     @staticmethod
-    def _round(store, unacked_key, interval, node):
+    def _round(app, store, unacked_key, interval, node):
         try:
-            sweep_once(store, unacked_key, interval, node)
+            sweep_once(app, store, unacked_key, interval, node)
         except Exception as exc:  # Redis down or restarting: the next round tries again
             log.debug("lost-message sweep skipped: %r", exc)
 
