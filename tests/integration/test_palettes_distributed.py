@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from harness.cluster import QUEUE
+from harness.processes import wait_for
 from pipeline.palette_files import export_bytes
 from tests.photo_sets import (
     TINY_SIZES,
@@ -98,7 +99,8 @@ def test_shared_palette_on_workers_equals_run_and_the_fit_of_merged_counts(
 def test_shared_palette_jobs_whose_count_or_fit_messages_were_lost_still_finish(cluster, tmp_path):
     """Redis lost the messages of a phase (a restart from an AOF that kept the pops but not the
     unacked copies): the sweep re-sends what the phase waits for, the count chunks of one job
-    and the fit of another, and both end exact with the palette of their merged counts."""
+    and the fit of another, and both end exact with the palette of their merged counts. A third
+    job, cancelled while it counts, counts nothing more and never fits."""
     from worker.app import make_app
     from worker.phase_store import PhaseStore
     from worker.phases import run_count_chunk, store
@@ -123,9 +125,20 @@ def test_shared_palette_jobs_whose_count_or_fit_messages_were_lost_still_finish(
         assert cluster.status(jobs["fit"])["phase"] == "fit"
         assert cluster.status(jobs["count"])["phase"] == "count"
         cluster.redis.client().delete(QUEUE)  # every queued message of both jobs is lost
+        cancelled = json.loads(
+            cluster.cli(
+                "submit", photos, "-o", tmp_path / "cancelled", "--palette", "shared", "--json",
+                check=True,
+            ).stdout
+        )["job"]  # fmt: skip
+        cluster.cli("cancel", cancelled, check=True)
     for phase, job in jobs.items():
         final = cluster.wait_until_final(job)
         assert (final["state"], final["phase"], final["done"]) == ("done", "label", 12), phase
         check_shared_outputs(outs[phase], expected, 12)
     log = "".join(worker.log() for worker in cluster.workers)
     assert log.count("no message left in the broker") >= 2
+    wait_for(cluster.queue_drained, "the cancelled job's count messages to be dropped", 30)
+    dropped = cluster.status(cancelled)
+    assert (dropped["state"], dropped["phase"], dropped["counted"]) == ("cancelled", "count", 0)
+    assert dropped["cancelled"] == 12 and not (tmp_path / "cancelled" / "palette.json").exists()
