@@ -160,6 +160,8 @@ def run_local(
     params = make_params(options)
     roots = input_roots(paths, out, params)
     require_images(roots, paths)
+    if params.shared:
+        check_shared_outputs(roots, out, params, options.overwrite)
     check_writable(out)
     items, ignored = collect_items(roots)
     if params.shared:
@@ -181,15 +183,25 @@ def run_local(
     return finish_batch(asdict(summary), out, as_json)
 
 
+def check_shared_outputs(roots, out: Path, params: QuantizeParams, overwrite: bool) -> None:
+    """A usage error when the shared palette's files in OUT would replace a file colorquant
+    did not write, or when an input's own exports would land on them."""
+    from pipeline.shared import check_shared_target, export_clash
+
+    try:
+        check_shared_target(out, params, overwrite)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+    clash = export_clash(roots, params)
+    if clash:
+        raise usage_error(clash)
+
+
 def run_shared_local(items, ignored, out, params, options, workers, as_json) -> int:
     """``run --palette shared``: count every image, fit one palette, then label with it."""
     from pipeline.batch import new_job_id
-    from pipeline.shared import check_shared_target, run_shared
+    from pipeline.shared import run_shared
 
-    try:
-        check_shared_target(out, params, options.overwrite)
-    except ValueError as exc:
-        raise usage_error(str(exc)) from None
     # One bar over both passes: counting every image, then labelling every image.
     with ProgressDisplay("Counting, then quantizing", 2 * len(items)) as display:
         summary = run_shared(
@@ -219,15 +231,10 @@ def submit_job(
     from worker.client import submit as submit_to_workers
 
     params = make_params(options)
-    if params.shared:
-        # The phased job (count, fit, label) on workers is not built yet; refuse rather than
-        # let each worker fit its own palette under a "shared" label.
-        raise usage_error(
-            "--palette shared runs with `colorquant run` for now; "
-            "submit takes per-image or a palette FILE"
-        )
     roots = input_roots(paths, out, params)
     require_images(roots, paths)
+    if params.shared:
+        check_shared_outputs(roots, out, params, options.overwrite)
     with job_errors():
         open_store(broker)  # an unreachable broker is reported before OUT is created
     check_writable(out)

@@ -117,7 +117,7 @@ def follow(
                 document["failed"],
                 document["rate"],
                 None if final else document["eta_s"],
-                label=f"job {document['job']} {document['state']}",
+                label=f"job {document['job']} {state_text(document)}",
             )
             if final:
                 return document
@@ -210,6 +210,7 @@ def status_rows(d: dict) -> list[tuple[str, object]]:
     rows = [
         ("job", d["job"]),
         ("state", d["state"]),
+        *([("phase", phase_text(d))] if d.get("phase") else []),
         ("total", d["total"]),
         ("done", d["done"]),
         ("failed", d["failed"]),
@@ -233,6 +234,23 @@ def status_rows(d: dict) -> list[tuple[str, object]]:
     return rows
 
 
+def phase_text(d: dict) -> str:
+    """A shared-palette job's phase, with how far the count got while it counts:
+    ``count (120 of 200 images counted)``, ``fit``, ``label``; "" for a one-phase job."""
+    phase = d.get("phase") or ""
+    if phase == "count":
+        return f"count ({d.get('counted') or 0} of {d['total']} images counted)"
+    return phase
+
+
+def state_text(d: dict) -> str:
+    """The state, with the phase of a shared-palette job that has not ended: ``running
+    (count)``."""
+    if d.get("phase") and d["state"] not in FINAL_STATES:
+        return f"{d['state']} ({d['phase']})"
+    return d["state"]
+
+
 def print_jobs(documents: list[dict], console: Console) -> None:
     if not documents:
         console.print("no jobs")
@@ -244,7 +262,7 @@ def print_jobs(documents: list[dict], console: Console) -> None:
     for d in documents:
         table.add_row(
             d["job"],
-            d["state"],
+            state_text(d),
             f"{d['done'] + d['failed'] + d['skipped']}/{d['total']}",
             str(d["done"]),
             str(d["failed"]),

@@ -203,6 +203,31 @@ class InputWalk:
                 yield self._item(root, rel_dir, name, error, out_name)
             stack.extend(reversed(subfolders))
 
+    def finds_anything(self) -> bool:
+        """Whether iterating would yield any item, stopping at the first one. Entries are
+        classified one by one as the folder listing streams them, unsorted: a flat folder of
+        100,000 files is not listed whole and sorted just to find that it holds an image."""
+        if any(root.is_file for root in self.roots):
+            return True
+        for root in self.roots:
+            real_root = root.path.resolve()
+            visited = {real_root}
+            stack = [""]
+            while stack:
+                rel_dir = stack.pop()
+                try:
+                    with os.scandir(os.path.join(str(root.path), rel_dir)) as listing:
+                        for entry in listing:
+                            images, subfolders = self._classify(
+                                (entry,), rel_dir, real_root, visited
+                            )
+                            if images:
+                                return True
+                            stack.extend(subfolders)
+                except OSError:
+                    return True  # the walk yields a "cannot list folder" item for it
+        return False
+
     def _classify(self, entries, rel_dir: str, real_root: Path, visited: set) -> tuple:
         """The images of one folder's sorted entries as (name, error), and its subfolders."""
         images = []
@@ -255,7 +280,7 @@ def first_image(roots: list[InputRoot]) -> tuple[bool, InputWalk]:
     """Whether the roots hold any image, walking only until the first one is found; the walk
     is returned so that, when there is none, what it ignored can be reported."""
     walk = InputWalk(roots)
-    return next(iter(walk), None) is not None, walk
+    return walk.finds_anything(), walk
 
 
 def _joined(rel_dir: str, name: str) -> str:

@@ -86,6 +86,33 @@ def check_shared_target(out_root: str | Path, params: QuantizeParams, overwrite:
             )
 
 
+def export_clash(roots, params: QuantizeParams) -> str | None:
+    """Why an input's own palette exports would land on the shared palette's (``OUT/palette.gpl``
+    for an input ``palette.jpg`` at the top of the tree, with ``--export gpl``), or None. Only
+    the top of each input tree is read: deeper inputs write below OUT's top."""
+    from pipeline.discover import is_image_name, output_names
+
+    if not params.exports:
+        return None
+    stem = SHARED_PALETTE_NAME.rsplit(".", 1)[0]
+    top = [root.path.name for root in roots if root.is_file and not root.prefix]
+    for root in roots:
+        if not root.is_file and not root.prefix:
+            try:
+                top += sorted(entry.name for entry in os.scandir(root.path) if entry.is_file())
+            except OSError:
+                continue  # the walk reports an unreadable folder
+    images = [name for name in top if is_image_name(name)]
+    for name, output in zip(images, output_names(images), strict=True):
+        if output.rsplit(".", 1)[0].casefold() == stem:
+            return (
+                f"the input {name} would write its own {stem}.{params.exports[0]} where "
+                f"--palette shared writes the shared palette's; rename it or move it into a "
+                "subfolder; nothing was written"
+            )
+    return None
+
+
 def is_shared_palette(path: Path) -> bool:
     import json
 

@@ -8,10 +8,15 @@ from PIL import Image
 
 from tests.conftest import sample_photo_path
 
+#: Crop widths and heights of :func:`small_photo_folder` (half-open ranges), and the tiny ones
+#: of tests that only need many varied images.
+SMALL_SIZES, TINY_SIZES = ((40, 81), (30, 61)), ((16, 33), (16, 33))
 
-def small_photo_folder(folder: Path, count: int, seed: int = 0) -> Path:
-    """``count`` small PNG crops (about 40×30 to 80×60) of china.jpg and flower.jpg, in two
-    subfolders; lossless, so a test can recount exactly the pixels colorquant read."""
+
+def small_photo_folder(folder: Path, count: int, seed: int = 0, sizes=SMALL_SIZES) -> Path:
+    """``count`` small PNG crops (``sizes``: about 40×30 to 80×60 by default) of china.jpg and
+    flower.jpg, in three subfolders; lossless, so a test can recount exactly the pixels
+    colorquant read."""
     rng = np.random.default_rng(seed)
     photos = [
         np.asarray(Image.open(sample_photo_path(name)).convert("RGB"))
@@ -19,7 +24,7 @@ def small_photo_folder(folder: Path, count: int, seed: int = 0) -> Path:
     ]
     for index in range(count):
         photo = photos[index % 2]
-        width, height = int(rng.integers(40, 81)), int(rng.integers(30, 61))
+        width, height = int(rng.integers(*sizes[0])), int(rng.integers(*sizes[1]))
         top = int(rng.integers(0, photo.shape[0] - height))
         left = int(rng.integers(0, photo.shape[1] - width))
         target = folder / f"set{index % 3}" / f"photo{index:04d}.png"

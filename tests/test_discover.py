@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pipeline.discover import InputError, InputWalk, output_names, resolve_roots
+from pipeline.discover import InputError, InputWalk, first_image, output_names, resolve_roots
 
 
 def touch(path):
@@ -81,3 +81,33 @@ def test_out_inside_input_and_missing_paths_are_usage_errors(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         resolve_roots([tmp_path / "missing"], tmp_path / "out")
     assert resolve_roots([root / "x.jpg"], root / "out")  # a file's folder may hold OUT
+
+
+@pytest.mark.parametrize(
+    "names, links",
+    [
+        ((), ()),  # an empty folder
+        (("notes.txt", ".hidden.png", ".cache/x.png"), ()),  # only what the walk ignores
+        (("notes.txt", "deep/er/z.webp"), ()),  # the one image is two folders down
+        (("notes.txt",), (("escape.png", "outside/real.png"),)),  # a link out of the tree
+        (("notes.txt",), (("loop", "in"),)),  # a folder linking to itself, and no image
+    ],
+)
+def test_first_image_answers_as_the_full_walk_does(tmp_path, names, links):
+    """``first_image`` stops at the first image it meets; it must still agree with the full
+    walk on whether there is anything to do, and count the same ignored files when not."""
+    root = tmp_path / "in"
+    root.mkdir()
+    for name in names:
+        touch(root / name)
+    for link, target in links:
+        if not (tmp_path / target).exists():
+            touch(tmp_path / target)
+        os.symlink(tmp_path / target, root / link)
+    roots = resolve_roots([root], tmp_path / "out")
+    full = InputWalk(roots)
+    items = list(full)
+    found, walk_ = first_image(roots)
+    assert found == bool(items)
+    if not found:
+        assert walk_.ignored_kinds == full.ignored_kinds

@@ -115,3 +115,21 @@ def test_shared_palette_refuses_a_palette_json_it_did_not_write(tmp_path):
     result = run_cli("run", photos, "-o", tmp_path / "out", "--palette", "shared")
     assert result.returncode == 2 and "did not write it" in result.stderr
     assert (tmp_path / "out" / "palette.json").read_text() == "{}"
+
+
+def test_shared_palette_refuses_an_input_whose_exports_would_land_on_the_shared_ones(tmp_path):
+    photos = small_photo_folder(tmp_path / "in", 2)
+    (photos / "set0" / "photo0000.png").rename(photos / "Palette.png")
+    out = tmp_path / "out"
+    # An unreachable broker: submit refuses first, before any connection.
+    env = {"COLORQUANT_BROKER_URL": "redis://127.0.0.1:9/0"}
+    for command in ("run", "submit"):
+        result = run_cli(command, photos, "-o", out, "--palette", "shared", "--export", "gpl",
+                         env=env)  # fmt: skip
+        assert result.returncode == 2 and "Palette.png" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    # Without exports nothing clashes: Palette.png, Palette.palette.json beside palette.json.
+    done = run_cli("run", photos, "-o", out, "--palette", "shared", "-j", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    names = {path.name for path in out.iterdir()}
+    assert {"palette.json", "Palette.png", "Palette.palette.json"} <= names

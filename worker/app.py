@@ -17,7 +17,8 @@ from worker.sweep import LostMessageSweep
 
 
 def make_app(broker: str | None = None) -> Celery:
-    celery = Celery("colorquant", broker=broker_url(broker), include=["worker.tasks"])
+    tasks = ["worker.tasks", "worker.phase_tasks"]
+    celery = Celery("colorquant", broker=broker_url(broker), include=tasks)
     celery.conf.update(celery_settings())
     celery.steps["worker"].add(LostMessageSweep)
     celery.steps["worker"].add(Heartbeat)

@@ -1,7 +1,7 @@
 """The job commands as plain functions: submit, status, cancel, retry, list.
 
-Nothing here imports numpy or scikit-learn; Celery is imported only by the functions that
-publish (submit, retry).
+Nothing here imports numpy or scikit-learn. Celery is imported only to send a shared-palette
+job's fit task; the publisher builds Celery's chunk messages itself (worker/messages.py).
 """
 
 import json
@@ -15,8 +15,9 @@ from pipeline.discover import InputRoot, InputWalk
 from pipeline.job import Status, new_job_id
 from pipeline.params import QuantizeParams
 from worker.jobs import BrokerUnreachable, JobStore, unreachable_message
+from worker.phase_store import COUNT, FIT, PhaseStore
 from worker.publish import ChunkPublisher
-from worker.settings import JOBS_LISTED, broker_url, retention_s
+from worker.settings import COUNT_TASK, JOBS_LISTED, broker_url, retention_s
 
 
 class UnknownJob(LookupError):
@@ -31,7 +32,7 @@ def open_store(broker: str | None = None) -> JobStore:
 
 
 def celery_app():
-    """The Celery app the publisher sends through; Celery loads only when we publish."""
+    """The Celery app that sends a shared-palette job's fit task; Celery loads only then."""
     from worker.app import app
 
     return app
@@ -51,26 +52,42 @@ def submit(
     store.create(job, str(Path(os.path.abspath(out))), params, overwrite)
     walk = InputWalk(roots)
     try:
-        total = ChunkPublisher(celery_app(), store, job).publish_all(walk)
+        total = publisher_for(store, job, params).publish_all(walk)
         store.seal(job, walk.ignored)
+        if params.shared and PhaseStore(store).count_phase_over(job):
+            from worker.phases import send_fit
+
+            send_fit(job, celery_app())  # every chunk was counted before the seal
     except BaseException as exc:
         _abandon_quietly(store, job)
-        if isinstance(exc, redis.RedisError | OSError) or _is_broker_error(exc):
+        if isinstance(exc, redis.RedisError | OSError):
             raise BrokerUnreachable(unreachable_message(store.url, exc)) from None
         raise
     return {"job": job, "total": total}
 
 
-def _is_broker_error(exc: BaseException) -> bool:
-    from kombu.exceptions import OperationalError
+def publisher_for(store: JobStore, job: str, params: QuantizeParams) -> ChunkPublisher:
+    """The publisher of a job's first messages: chunks to quantize, or for a shared-palette
+    job, chunks to count, noted in its count ledger."""
+    if not params.shared:
+        return ChunkPublisher(store, job)
+    return CountPublisher(store, job, task=COUNT_TASK)
 
-    return isinstance(exc, OperationalError)
+
+class CountPublisher(ChunkPublisher):
+    """Publishes the count chunks of a shared-palette job, noted in its count ledger."""
+
+    def note_chunks(self, count: int, chunks: dict[str, list], roots: list | None, pipe) -> None:
+        self.store.add_items(self.job, count, {}, roots, pipe=pipe)
+        if chunks:  # written at once, still before the transaction that holds the messages
+            PhaseStore(self.store).add_count_chunks(self.job, chunks)
 
 
 def _abandon_quietly(store: JobStore, job: str) -> None:
     """Best effort; if Redis is gone the half-made job expires by itself (SUBMIT_LEASE_S)."""
     try:
         store.abandon(job)
+        PhaseStore(store).forget(job)
     except redis.RedisError:
         pass
 
@@ -131,6 +148,8 @@ def status_document(meta: dict, failures: list[dict], *, now: float) -> dict:
         "eta_s": eta,
         "ignored": int(meta.get("ignored", 0)),
         "retrying": int(meta.get("retrying", 0)),
+        "phase": meta.get("phase"),
+        "counted": int(meta.get("counted", 0)) if "phase" in meta else None,
         "submitted": "enqueued" in meta,
         "out": meta.get("out"),
         "inputs": json.loads(meta.get("roots") or "[]"),
@@ -193,10 +212,13 @@ def retry(job: str, broker: str | None = None) -> dict:
         raise ValueError(f"job {job} was cancelled; submit the folder again instead")
     if not before["submitted"]:
         raise ValueError(f"job {job} is still being submitted; retry it once it is done")
+    if before["phase"] in (COUNT, FIT):
+        raise ValueError(
+            f"job {job} is still in its {before['phase']} phase: its shared palette is not "
+            "fitted yet; retry it once the job labels"
+        )
     records = store.take_failed_for_retry(job) or []
-    publisher = ChunkPublisher(
-        celery_app(), store, job, list(store.roots(job)), f"r{time.time_ns()}-"
-    )
+    publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
     rows = [record["item"] for record in records if record.get("item")]
     unrecoverable = [record for record in records if not record.get("item")]
     for record in unrecoverable:  # refused at submit (links out of the tree): fail again as is

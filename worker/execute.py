@@ -20,6 +20,7 @@ from pipeline.job import Status
 from pipeline.save import FolderSweeper, discard_temps
 from worker.jobs import MAX_UNFINISHED_DELIVERIES, JobSettings, JobStore, Outcome
 from worker.settings import broker_url, retention_s
+from worker.shared_palette import label_settings
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ def run_chunk(
             len(rows),
         )
         outcome.counts["refused"] += len(rows)
+        return outcome
+    settings = label_settings(jobs, settings)
+    if settings is None:
+        log.warning("job %s: label chunk %r came before its shared palette; dropped", job, chunk)
+        outcome.counts["early"] += len(rows)
         return outcome
     _sweep_output_folders(settings, rows)
     start = jobs.begin_chunk(job, chunk, [_source_of(row) for row in rows])

@@ -14,6 +14,7 @@ from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 
 from worker.client import open_store, status_document
 from worker.jobs import JobStore
+from worker.phase_store import COUNT, FIT, LABEL
 from worker.settings import QUEUE
 
 #: Default port: next to the range Prometheus' own exporters use.
@@ -34,6 +35,9 @@ UNACKED_KEY = "unacked"
 
 STATES = ("queued", "running", "done", "cancelled")
 COUNTS = ("done", "failed", "skipped", "pending")
+
+#: The phases of a --palette shared job, each a series of its own.
+PHASES = (COUNT, FIT, LABEL)
 
 
 class JobCollector:
@@ -125,6 +129,12 @@ def job_families(documents: list[dict]):
     created = GaugeMetricFamily(
         "colorquant_job_created_timestamp_seconds", "When the job was submitted.", labels=["job"]
     )
+    phase = GaugeMetricFamily(
+        "colorquant_job_phase",
+        "For a --palette shared job, 1 for its current phase (count, fit, label), 0 for the "
+        "others; one-phase jobs have no series.",
+        labels=["job", "phase"],
+    )
     for document in documents:
         job = document["job"]
         for name in COUNTS:
@@ -135,7 +145,10 @@ def job_families(documents: list[dict]):
             state.add_metric([job, name], 1 if document["state"] == name else 0)
         if document.get("created_at"):
             created.add_metric([job], document["created_at"])
-    yield from (images, total, rate, state, created)
+        if document.get("phase"):
+            for name in PHASES:
+                phase.add_metric([job, name], 1 if document["phase"] == name else 0)
+    yield from (images, total, rate, state, created, phase)
 
 
 def celery_ping(broker_url: str):

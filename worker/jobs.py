@@ -23,6 +23,8 @@ Keys of job ``J`` (the ``{J}`` hash tag keeps them in one Redis Cluster slot, as
 - ``colorquant:jobs``          sorted set of job ids by creation time, for ``colorquant jobs``.
 - ``colorquant:active``        set of sealed jobs not yet finished, for the sweep.
 
+A ``--palette shared`` job also has a phase and keys of its own: see worker/phase_store.py.
+
 Every transition is one Lua script (a ``.lua`` file beside this module), so two workers, a
 redelivery and a retry never race. Status reads one hash: constant time at any job size.
 docs/architecture.md describes the ledger, its scripts and what they guarantee.
@@ -190,6 +192,8 @@ class JobStore:
                 "retrying": 0,
                 "ignored": 0,
                 "created_at": now,
+                # A shared-palette job runs in phases (worker/phase_store.py); it counts first.
+                **({"phase": "count"} if params.shared else {}),
             },
         )
         pipe.expire(meta, SUBMIT_LEASE_S)
@@ -198,13 +202,25 @@ class JobStore:
         pipe.zremrangebyscore(JOBS_INDEX, "-inf", now - 2 * self.retention_s)
         pipe.execute()
 
+    @property
+    def db(self) -> int:
+        """The Redis database number of the broker URL (kombu names its event channels by it)."""
+        return int(self.redis.connection_pool.connection_kwargs.get("db") or 0)
+
     def add_items(
-        self, job: str, count: int, chunks: dict[str, list], roots: list[str] | None = None
+        self,
+        job: str,
+        count: int,
+        chunks: dict[str, list],
+        roots: list[str] | None = None,
+        pipe=None,
     ) -> None:
         """Count ``count`` more items and note their chunks before the messages are published;
-        renew the lease."""
+        renew the lease. With ``pipe`` the commands join that pipeline (the publisher's
+        transaction, which holds the messages too) instead of running at once."""
         keys = job_keys(job)
-        pipe = self.redis.pipeline()
+        own = pipe is None
+        pipe = self.redis.pipeline() if own else pipe
         if roots is not None:
             pipe.hset(keys["meta"], "roots", json.dumps(roots))
         pipe.hincrby(keys["meta"], "total", count)
@@ -212,16 +228,20 @@ class JobStore:
             pipe.hset(keys["chunks"], mapping=_encoded(chunks))
             pipe.expire(keys["chunks"], self.retention_s)
         pipe.expire(keys["meta"], SUBMIT_LEASE_S)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
-    def add_chunks(self, job: str, chunks: dict[str, list]) -> None:
-        """Note chunks re-sent by ``retry``, before their messages are published."""
+    def add_chunks(self, job: str, chunks: dict[str, list], pipe=None) -> None:
+        """Note chunks re-sent by ``retry``, before their messages are published (or in the
+        same transaction, ``pipe``)."""
         key = job_keys(job)["chunks"]
-        pipe = self.redis.pipeline()
+        own = pipe is None
+        pipe = self.redis.pipeline() if own else pipe
         pipe.hset(key, mapping=_encoded(chunks))
         pipe.expire(key, self.retention_s)
         pipe.sadd(ACTIVE_JOBS, job)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def chunk_done(self, job: str, chunk: str) -> None:
         """Every item of the chunk has its final status: no need to ever send it again."""

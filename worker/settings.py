@@ -40,8 +40,12 @@ CONCURRENCY_ENV = "COLORQUANT_CONCURRENCY"
 #: Queue every colorquant task goes to.
 QUEUE = "colorquant"
 
-#: Name of the one task, as Flower and ``celery inspect`` show it.
+#: Name of the task that quantizes a chunk of images, as Flower and ``celery inspect`` show it.
 CHUNK_TASK = "colorquant.quantize_chunk"
+
+#: The count and fit phases of a ``--palette shared`` job (worker/phase_tasks.py); its label
+#: phase is ordinary CHUNK_TASK chunks.
+COUNT_TASK, FIT_TASK = "colorquant.count_chunk", "colorquant.fit_shared"
 
 #: Retries of a transient fault (full disk, broker hiccup) before the image counts as failed.
 MAX_TRANSIENT_RETRIES = 5

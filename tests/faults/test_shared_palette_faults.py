@@ -1,0 +1,112 @@
+"""A shared-palette job (count → fit → label) losing a whole worker while it counts and a pool
+process while it labels: it still ends exact, with the palette a fit of the merged counts gives.
+
+One job takes both faults, so the test pays for one redis-server and two worker start-ups.
+"""
+
+import json
+import os
+import signal
+
+import pytest
+
+from tests.faults.faultkit import (
+    QUEUE,
+    TEMP_MARKER,
+    VISIBILITY_TIMEOUT_S,
+    cli,
+    job_status,
+    output_files,
+    submit,
+    wait_for,
+    wait_until_done,
+)
+from tests.photo_sets import check_shared_outputs, small_photo_folder
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+#: Photos of the job: enough that its label phase lasts a couple of seconds on two processes.
+IMAGES = 200
+
+#: Palette size: small, so the test's own fit is quick.
+K = 16
+
+
+def merged_counts_of(folder):
+    """The merged colour counts of every photo, counted here, image by image."""
+    from pipeline.counts import count_colors, merge_counts
+    from pipeline.load import load_image
+
+    return merge_counts(
+        count_colors(load_image(path, folder).image) for path in sorted(folder.rglob("*.png"))
+    )
+
+
+def stored_counts(out, job):
+    """The merged counts of the chunk files the job's fit read (OUT/.colorquant/JOB/counts)."""
+    from pipeline.chunk_counts import read_chunk_counts
+    from pipeline.counts import merge_counts
+
+    files = sorted((out / ".colorquant" / job / "counts").glob("*.npz"))
+    parts = [read_chunk_counts(path) for path in files]
+    rows = [row for _, chunk_rows in parts for row in chunk_rows]
+    return merge_counts(counts for counts, _ in parts if counts is not None), rows
+
+
+def test_shared_palette_job_survives_a_lost_worker_counting_and_a_killed_pool_labelling(
+    redis_server, worker_factory, tmp_path
+):
+    from pipeline.fit import fit_palette
+
+    photos = small_photo_folder(tmp_path / "in", IMAGES, seed=11)
+    out, url = tmp_path / "out", redis_server.url
+    broker = redis_server.client()
+    # Submitted before any worker runs, so every count chunk waits in the queue.
+    job = submit(photos, out, url, "-k", str(K), "--palette", "shared")
+    doomed = worker_factory(url, concurrency=1, wait=False)
+
+    # The doomed worker holds a count message while more wait: the count phase is under way.
+    wait_for(
+        lambda: broker.hlen("unacked") >= 1 and broker.llen(QUEUE) > 0,
+        "the doomed worker to take a count chunk",
+        90,
+        poll=0.005,
+    )
+    doomed.signal_group(signal.SIGKILL)  # the whole machine: main process and pool
+    doomed.process.wait(timeout=10)
+    at_kill = job_status(job, url)
+    assert at_kill["phase"] == "count" and at_kill["counted"] < IMAGES, at_kill
+    assert broker.hlen("unacked") >= 1  # the dead worker's message: only a restore brings it
+
+    survivor = worker_factory(url, concurrency=2)
+
+    def labelling():
+        document = job_status(job, url)
+        return document["phase"] == "label" and document["done"] >= 1 and document
+
+    wait_for(labelling, "the label phase to get going", 10 * VISIBILITY_TIMEOUT_S + 60, 0.02)
+    victim = wait_for(survivor.busy_pool_pid, "a pool process running a label chunk", 30)
+    os.kill(victim, signal.SIGKILL)  # the OOM killer's way
+    at_label_kill = job_status(job, url)
+    assert at_label_kill["phase"] == "label" and at_label_kill["pending"] > 0, at_label_kill
+
+    wait_until_done(job, url, timeout=10 * VISIBILITY_TIMEOUT_S + 60)
+    shown = cli("status", job, "--broker", url, "--json")  # the user-visible contract
+    assert shown.returncode == 0, shown.stderr
+    shown = json.loads(shown.stdout)
+    counts = {key: shown[key] for key in ("state", "phase", "counted", "total", "done", "failed")}
+    assert counts == {
+        "state": "done", "phase": "label", "counted": IMAGES, "total": IMAGES, "done": IMAGES,
+        "failed": 0,
+    }  # fmt: skip
+    assert "WorkerLostError" in survivor.log()
+
+    # Exact counts: the chunk files hold every image once, and their sum is the test's own.
+    merged, rows = stored_counts(out, job)
+    assert sorted(row[2] for row in rows) == sorted(
+        path.relative_to(photos).as_posix() for path in photos.rglob("*.png")
+    )
+    expected_counts = merged_counts_of(photos)
+    assert merged == expected_counts
+    check_shared_outputs(out, fit_palette(expected_counts, K, space="oklab", seed=0), IMAGES)
+    assert not [name for name in output_files(out) if TEMP_MARKER in name]
