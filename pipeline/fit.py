@@ -1,9 +1,9 @@
 """Stage 3, fit: choose the palette. Three ways, all seeded and reproducible.
 
-* ``fit_histogram``: the default. scikit-learn's k-means++ seeds on the weighted 5-bit
-  histogram; weighted Lloyd steps follow on the 5-bit bins, then on the image's exact distinct
-  colours weighted by their exact counts (photos up to a few megapixels; bigger ones go on to
-  the 6-bit bins, and for K ≥ 128 to the distinct colours with shared counts). The steps are
+* ``fit_histogram``: the default. Greedy k-means++ (as scikit-learn's) seeds on the weighted
+  5-bit histogram; weighted Lloyd steps follow on the 5-bit bins, then on the image's exact
+  distinct colours weighted by their exact counts when the labels are exact (photos up to a few
+  megapixels; otherwise on the 6-bit bins, and for K ≥ 128 on the distinct colours). Steps are
   over-relaxed (a centre moves 1.8× the way to its cluster's mean), which needs a third of
   plain Lloyd's steps, and Hamerly's bounds skip points that cannot change cluster. It comes
   within about 0.05 dB of k-means on every pixel at a small fraction of its cost. Everything
@@ -132,7 +132,7 @@ def fit_histogram(
     ``exact``, the image's distinct colours ((n, channels) uint8) with their pixel counts, lets
     the last Lloyd steps run on the exact data instead of on bins (see EXACT_ITERATIONS).
     """
-    from sklearn.cluster import kmeans_plusplus
+    from pipeline.lloyd import kmeans_plusplus  # numba only where images are fitted
 
     levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
     fine_steps = FINE_ITERATIONS if n_colors >= SMALL_K else FINE_ITERATIONS_SMALL_K
@@ -146,9 +146,7 @@ def fit_histogram(
     seed_points, seed_weights = points[seed_bits]
     if len(seed_points) < n_colors:
         raise ValueError("fewer histogram points than colours")
-    centres, _ = kmeans_plusplus(
-        seed_points, n_colors, sample_weight=seed_weights, random_state=seed
-    )
+    centres = kmeans_plusplus(seed_points, seed_weights, n_colors, seed)
     # Lloyd on the last two levels: the coarse one moves the centres most of the way cheaply.
     for bits in levels[-2:]:
         if bits < seed_bits:
@@ -188,11 +186,11 @@ def fit_distinct(
     colors: np.ndarray, counts: np.ndarray, n_colors: int, seed: int, space: str = "rgb"
 ) -> np.ndarray:
     """Palette centres (working coordinates) from exact distinct colours with their counts."""
-    from sklearn.cluster import kmeans_plusplus
+    from pipeline.lloyd import kmeans_plusplus  # numba only where images are fitted
 
     points = to_working(colors, space)
     weights = counts.astype(np.float64)
-    centres, _ = kmeans_plusplus(points, n_colors, sample_weight=weights, random_state=seed)
+    centres = kmeans_plusplus(points, weights, n_colors, seed)
     return weighted_lloyd(points, weights, centres, COARSE_ITERATIONS + FINE_ITERATIONS)
 
 

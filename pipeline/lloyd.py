@@ -60,7 +60,7 @@ def _neighbours(centres, order, gaps, half):
     for a in range(k):
         for b in range(k):
             gaps[a, b] = np.sqrt(_squared(centres, a, centres, b))
-        order[a] = np.argsort(gaps[a])
+        order[a] = np.argsort(gaps[a], kind="mergesort")
         gaps[a] = gaps[a][order[a]]
         half[a] = 0.5 * gaps[a, 1] if k > 1 else np.inf
 
@@ -148,6 +148,90 @@ def weighted_lloyd(points, weights, centres, iterations: int, tol: float, relax:
 
 
 @njit(cache=True)
+def _seed(points, weights, k, trials, draws, centres):
+    """Greedy k-means++ (as scikit-learn's ``kmeans_plusplus``): the first centre drawn with
+    probability ∝ weight, each next one the best of ``trials`` candidates drawn ∝ weight × the
+    squared distance to the nearest centre so far, best meaning the lowest total weighted
+    squared distance once added. ``draws`` holds the uniform numbers in [0, 1) it consumes."""
+    n, dims = points.shape
+    cumulative = np.cumsum(weights)
+    first = min(np.searchsorted(cumulative, draws[0] * cumulative[-1], side="right"), n - 1)
+    closest = np.empty(n)
+    for i in range(n):
+        closest[i] = _squared(points, i, points, first)
+    centres[0] = points[first]
+    candidate_closest = np.empty(n)
+    best_closest = np.empty(n)
+    used = 1
+    for c in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += weights[i] * closest[i]
+            cumulative[i] = total
+        best_potential, best_index = np.inf, 0
+        for _ in range(trials):
+            target = draws[used] * total
+            used += 1
+            index = min(np.searchsorted(cumulative, target, side="right"), n - 1)
+            potential = 0.0
+            for i in range(n):
+                candidate_closest[i] = min(closest[i], _squared(points, i, points, index))
+                potential += weights[i] * candidate_closest[i]
+            if potential < best_potential:
+                best_potential, best_index = potential, index
+                best_closest[:] = candidate_closest
+        centres[c] = points[best_index]
+        closest[:] = best_closest
+    return centres
+
+
+def kmeans_plusplus(points, weights, k: int, seed: int) -> np.ndarray:
+    """k initial centres ((k, dims) float64) for weighted points, by greedy k-means++ with
+    scikit-learn's number of local trials (2 + ln k); reproducible from ``seed``."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    trials = 2 + int(np.log(k))
+    draws = np.random.default_rng(seed).random(1 + (k - 1) * trials)
+    centres = np.empty((k, points.shape[1]))
+    return _seed(points, weights, int(k), trials, draws, centres)
+
+
+@njit(cache=True)
+def _nearest_each(points, centres, order, gaps, labels):
+    """Nearest centre of every point (lowest index on an exact tie), searched outwards from the
+    previous point's (neighbouring points tend to share it)."""
+    guess = 0
+    for i in range(points.shape[0]):
+        best = guess
+        best_d = _squared(points, i, centres, guess)
+        from_guess = np.sqrt(best_d)
+        reach = 2.0 * from_guess
+        for j in range(centres.shape[0]):
+            if gaps[guess, j] > reach * (1.0 + 1e-12):  # margin: the bound is in floats too
+                break
+            c = order[guess, j]
+            d = _squared(points, i, centres, c)
+            if d < best_d or (d == best_d and c < best):
+                best, best_d = c, d
+                reach = from_guess + np.sqrt(d)
+        labels[i] = best
+        guess = best
+
+
+def nearest_centres(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index (uint8, K ≤ 256) of the nearest of ``centres`` to each point, by exact float64
+    squared distances; the lowest index among exact ties."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    k = len(centres)
+    order, gaps, half = np.empty((k, k), np.int64), np.empty((k, k)), np.empty(k)
+    _neighbours(centres, order, gaps, half)
+    labels = np.empty(len(points), dtype=np.uint8)
+    _nearest_each(points, centres, order, gaps, labels)
+    return labels
+
+
+@njit(cache=True)
 def _rank_in_block(distinct, ranks, starts):
     """For sorted packed RGB colours: ``starts[c >> 8]``, the index of the first colour sharing
     c's top 16 bits, and ``ranks[c]``, c's place among them (below 256, so uint8 holds it)."""
@@ -190,3 +274,5 @@ def warm_up() -> None:
     weighted_lloyd(points, np.ones(4), points[:2], 2, 0.0, 1.0)
     distinct = np.array([1, 2, 300], dtype=np.uint32)
     rgb_colour_counts(distinct, [distinct])
+    nearest_centres(points, points[:2])
+    kmeans_plusplus(points, np.ones(4), 2, 0)
