@@ -292,11 +292,19 @@ class JobStore:
     def roots(self, job: str) -> tuple[str, ...]:
         return tuple(json.loads(self.redis.hget(job_keys(job)["meta"], "roots") or "[]"))
 
-    def begin(self, job: str, source: str) -> str:
+    def begin(self, job: str, source: str, earlier_deaths: int = 0) -> str:
+        """Begin one delivery of an image: 'go', or 'poison' once it began more than
+        MAX_UNFINISHED_DELIVERIES deliveries that never finished, counting ``earlier_deaths``
+        the ledger could not see (a batched delivery that died notes no image)."""
         keys = job_keys(job)
         return self._begin(
             keys=[keys["meta"], keys["items"], keys["attempts"]],
-            args=[source, time.time(), self.retention_s, MAX_UNFINISHED_DELIVERIES],
+            args=[
+                source,
+                time.time(),
+                self.retention_s,
+                MAX_UNFINISHED_DELIVERIES - earlier_deaths,
+            ],
         )
 
     def record(self, job: str, source: str, status: Status, error: str = "", row=None) -> str:
