@@ -7,8 +7,9 @@ folder or the job, and how much of one Redis does an image take?
 (b) Redis per image in a real distributed job (real redis-server, real ``colorquant worker``):
     commands and microseconds from ``INFO commandstats``, and Redis CPU from ``INFO cpu``, over
     the whole job (submit, Celery messages, events, bookkeeping).
-(c) ``colorquant submit`` of a flat folder of SUBMIT_FILES files: files/s with process start
-    included, and peak RSS (``/usr/bin/time -v``).
+(c) ``colorquant submit`` of flat folders of SUBMIT_FILES files: files/s with process start
+    included, peak RSS (``/usr/bin/time -v``) and Redis commands; ``--baseline DIR`` times a
+    checkout of another commit alternately with this one.
 
 Writes benchmarks/results/scale.json (a quick run scale-quick.json; ``--tag T`` adds ``-T``).
 Run: ``python -m benchmarks.scale`` (``--quick``: fewer images and repeats; ``--only a,b,c``).
@@ -18,6 +19,7 @@ import argparse
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,8 +46,9 @@ REPEATS = {False: 5, True: 3}
 #: 1×1 PNGs in the distributed job whose Redis cost is measured.
 JOB_IMAGES = {False: 3000, True: 1000}
 
-#: Files in the submit benchmark's flat folder.
-SUBMIT_FILES = {False: 100_000, True: 20_000}
+#: Files in the submit benchmark's flat folders: design.md's 20,000-file folder and the
+#: issue's 100,000 (full, quick).
+SUBMIT_FILES = {False: (20_000, 100_000), True: (20_000,)}
 
 #: Seconds Redis is watched, idle with the worker connected, to subtract its idle CPU (timers,
 #: heartbeats, the worker's blocking pops) from the job's.
@@ -228,8 +231,9 @@ def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
 # --- (c) submit of a flat folder ----------------------------------------------------------
 
 
-def time_v(command: list[str], env: dict) -> tuple[float, int]:
-    """Wall seconds and peak RSS (kB) of a command, from GNU time -v."""
+def time_v(command: list[str], env: dict) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (kB) and CPU seconds (user + system) of a command, from GNU
+    time -v. The CPU time varies less with the machine's load than the wall time."""
     started = time.perf_counter()
     done = subprocess.run(
         ["/usr/bin/time", "-v", *command], env=env, capture_output=True, text=True, cwd=REPO
@@ -238,29 +242,74 @@ def time_v(command: list[str], env: dict) -> tuple[float, int]:
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-2000:])
     peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
-    return seconds, peak
+    cpu = sum(
+        float(re.search(rf"{kind} time \(seconds\): ([\d.]+)", done.stderr).group(1))
+        for kind in ("User", "System")
+    )
+    return seconds, peak, cpu
 
 
-def bench_submit(work: Path, url: str, env: dict, quick: bool) -> dict:
-    files = SUBMIT_FILES[quick]
-    folder = work / "flat"
-    make_tiny_folder(folder, files)
-    runs = []
-    for run in range(REPEATS[quick]):
-        flush(url)
-        out = work / f"flat-out-{run}"
-        runs.append(time_v(["colorquant", "submit", str(folder), "-o", str(out)], env))
+def submit_once(folder: Path, out: Path, url: str, env: dict) -> dict:
+    """One ``colorquant submit`` on an empty broker: wall seconds, peak RSS, Redis commands."""
+    import redis
+
     flush(url)
-    seconds = statistics.median(run[0] for run in runs)
+    client = redis.Redis.from_url(url)
+    client.config_resetstat()
+    seconds, peak_kb, cpu = time_v(["colorquant", "submit", str(folder), "-o", str(out)], env)
+    commands = int(client.info("stats")["total_commands_processed"]) - 1  # minus this INFO
+    flush(url)
+    return {
+        "s": round(seconds, 3),
+        "cpu_s": round(cpu, 2),
+        "peak_rss_kb": peak_kb,
+        "redis_commands": commands,
+    }
+
+
+def summarise(files: int, runs: list[dict]) -> dict:
+    seconds = statistics.median(run["s"] for run in runs)
     return {
         "files": files,
         "submit_s": round(seconds, 3),
         "files_per_s": round(files / seconds),
-        "peak_rss_mb": round(max(run[1] for run in runs) / 1024, 1),
-        "runs": [{"s": round(s, 3), "peak_rss_kb": kb} for s, kb in runs],
-        "note": "wall time of `colorquant submit FOLDER -o OUT`, process start included, no "
-        "worker consuming; median of repeats; peak RSS from /usr/bin/time -v",
+        "cpu_s": statistics.median(run["cpu_s"] for run in runs),
+        "peak_rss_mb": round(max(run["peak_rss_kb"] for run in runs) / 1024, 1),
+        "redis_commands": runs[0]["redis_commands"],
+        "runs": runs,
     }
+
+
+def bench_submit(work: Path, url: str, env: dict, quick: bool, baseline: Path | None) -> dict:
+    """Each folder size in turn; with ``baseline`` (a checkout of another commit) its submit
+    runs alternately with this one's, so both see the same machine load."""
+    sides = {"this": env}
+    if baseline is not None:
+        sides["baseline"] = {**env, "PYTHONPATH": str(baseline.resolve())}
+    results = {}
+    for files in SUBMIT_FILES[quick]:
+        folder = work / f"flat-{files}"
+        make_tiny_folder(folder, files)
+        runs: dict[str, list] = {side: [] for side in sides}
+        for run in range(REPEATS[quick]):
+            for side, side_env in sides.items():
+                out = work / f"flat-out-{side}-{files}-{run}"
+                runs[side].append(submit_once(folder, out, url, side_env))
+        figures = {side: summarise(files, side_runs) for side, side_runs in runs.items()}
+        if baseline is not None:
+            figures["speed_up"] = round(
+                figures["baseline"]["submit_s"] / figures["this"]["submit_s"], 2
+            )
+        results[str(files)] = figures
+        shutil.rmtree(folder)
+    results["baseline"] = str(baseline) if baseline else None
+    results["note"] = (
+        "wall time of `colorquant submit FOLDER -o OUT` of a flat folder of 8×8 PNGs, process "
+        "start included, no worker consuming; median of repeats (sides alternate); peak RSS "
+        "and CPU (user + system) from /usr/bin/time -v; redis_commands from INFO stats "
+        "(total_commands_processed)"
+    )
+    return results
 
 
 def main() -> None:
@@ -268,6 +317,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer images and repeats")
     parser.add_argument("--only", default="a,b,c", help="which figures: a, b, c (comma list)")
     parser.add_argument("--tag", default="", help="results go to scale[-quick][-TAG].json")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="(c) also time the submit of this checkout of another commit, alternately "
+        "(e.g. made by `git archive COMMIT | tar -x -C DIR`)",
+    )
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     results = {
@@ -288,7 +343,7 @@ def main() -> None:
                 if "b" in wanted:
                     results["redis"] = bench_redis(work, url, env, args.quick)
                 if "c" in wanted:
-                    results["submit"] = bench_submit(work, url, env, args.quick)
+                    results["submit"] = bench_submit(work, url, env, args.quick, args.baseline)
             finally:
                 server.stop()
     name = "scale" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")

@@ -1,133 +1,100 @@
 """Stage 2, sample (all pixels): the colour histogram that the k-means fit runs on.
 
 A histogram bin holds every colour that shares the top bits of each channel. For each bin we
-keep the pixel count and its mean colour, so a bin stands for its pixels, weighted by their
-number. K-means on these weighted means is k-means on all pixels with the one constraint that a
-bin's pixels share a cluster. The same pass lists the image's distinct colours (exactly: the
-``colors_in`` metric and the labelling table depend on it).
+keep the pixel count and the exact sum of its colours, so a bin stands for its pixels at their
+mean, weighted by their number. K-means on these weighted means is k-means on all pixels with
+the one constraint that a bin's pixels share a cluster. The same pass lists the image's distinct
+colours (exactly: the ``colors_in`` metric and the labelling table depend on it).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.pixels import PixelSource, bin_corners, bin_keys, mark_rgb, unpack
+from pipeline.pixels import PixelSource, bin_keys, unpack
 
 #: Bits per channel of the fine histogram: 6 for RGB (262,144 bins), 5 for RGBA (1,048,576).
 FINE_BITS = {3: 6, 4: 5}
 
-#: Bin keys gathered before each bincount (4 MB of uint32).
-KEY_BUFFER = 1 << 20
-
-#: RGB images of at least this many pixels list their distinct colours in a 2^24 presence table
-#: (16 MB, reused as the label table); smaller ones sort their pixels, which costs less than
-#: zeroing and scanning the table.
-PRESENCE_TABLE_FROM_PIXELS = 1 << 14
+#: Images of at least this many pixels (by channels) count into dense tables of every bin (RGB:
+#: 8 MB of counts and sums and a 2 MB bit per colour, zeroed, filled in one compiled pass;
+#: RGBA: 40 MB); smaller ones sort their pixels, which costs less than setting up the tables,
+#: so a thumbnail costs a thumbnail's work.
+DENSE_FROM_PIXELS = {3: 1 << 15, 4: 1 << 17}
 
 #: Pixel count above which the distinct colours of an RGBA image are not counted exactly.
-#: RGB uses a 2^24 presence table; RGBA would need 2^32, so it sorts, which costs O(n log n).
+#: RGB lists them from a bit per colour (2^24 bits); RGBA would need 2^32, so it sorts, which
+#: costs O(n log n).
 RGBA_DISTINCT_LIMIT = 16_000_000
 
 
 @dataclass
 class ColorHistogram:
-    """Counts and colour sums per fine bin, plus what the image holds beyond the bins.
+    """Pixel counts and exact colour sums per occupied fine bin, plus the image's distinct
+    colours and its fully transparent pixels.
 
-    For RGB the pass over the pixels records only bin counts and which colours are present; a
-    bin's mean colour is then taken as the mean of its distinct colours (see :attr:`sums`), which
-    saves three weighted passes over every pixel. Counts, distinct colours and everything the
-    metrics use stay exact; only the points the fit runs on are this close approximation.
+    Only occupied bins are kept (``keys``, ascending), so the histogram's size follows the
+    image's colours, not the number of possible bins.
     """
 
     channels: int
     bits: int
-    counts: np.ndarray  # (bins,) int64
+    keys: np.ndarray  # (bins,) occupied bin keys, ascending
+    counts: np.ndarray  # (bins,) int64 pixels per bin
+    bin_sums: np.ndarray  # (bins, channels) float64 exact colour sums per bin
     distinct_count: int
     transparent_count: int
     transparent_sum: np.ndarray  # RGB sum over fully transparent pixels
-    #: RGB: a 2^24 uint8 table, non-zero at each colour present (reusable as a label table);
-    #: None for small images, which list their distinct colours directly.
-    present: np.ndarray | None = None
     #: Sorted packed distinct colours (RGBA: the opaque ones; None above RGBA_DISTINCT_LIMIT).
-    _distinct: np.ndarray | None = None
-    #: (occupied bins, channels) float64 colour sums; RGBA fills them exactly, RGB on first use.
-    _sums: np.ndarray | None = None
-    _occupied: np.ndarray | None = None
+    distinct: np.ndarray | None = None
+    #: Pixels of each distinct colour, when the build counted them (small images).
+    colour_counts: np.ndarray | None = None
 
     @property
     def has_distinct(self) -> bool:
         """Whether the distinct colours were recorded (always for RGB)."""
-        return self.present is not None or self._distinct is not None
+        return self.distinct is not None
 
     @property
-    def distinct(self) -> np.ndarray | None:
-        """Sorted packed distinct colours (opaque ones for RGBA), or None when not counted.
-
-        For RGB, read this before :attr:`present` is reused for anything else.
-        """
-        if self._distinct is None and self.present is not None:
-            self._distinct = np.flatnonzero(self.present.view(bool)).astype(np.uint32)
-        return self._distinct
+    def pixels(self) -> int:
+        """Pixels counted in the bins (fully transparent ones are apart)."""
+        return int(self.counts.sum())
 
     def colors(self) -> np.ndarray:
         """The distinct colours as (n, channels) uint8 rows (opaque ones for RGBA)."""
         return unpack(self.distinct, self.channels).copy()
 
     def sums(self, from_colours: bool = True) -> np.ndarray:
-        """Colour sums of the non-empty bins (in :attr:`occupied` order). Exact for RGBA. For
-        RGB: count × mean of the bin's distinct colours (a bin spans 4 levels per channel, so
-        this stays within a level or two of the exact mean), or with ``from_colours=False``
-        count × the bin's centre, which skips a pass over the distinct colours."""
-        if self._sums is not None:
-            return self._sums
-        occupied = self.occupied
-        if not from_colours:
-            half = ((1 << (8 - self.bits)) - 1) / 2.0
-            centres = bin_corners(occupied, self.bits, self.channels) + half
-            return centres * self.counts[occupied][:, None]
-        index = np.empty(len(self.counts), dtype=np.int64)
-        index[occupied] = np.arange(len(occupied))
-        colors = self.distinct
-        slot = index[bin_keys(colors, self.bits, self.channels)]
-        listed = np.bincount(slot, minlength=len(occupied)).astype(np.float64)
-        scale = self.counts[occupied] / listed
-        self._sums = np.stack(
-            [
-                np.bincount(slot, weights=(colors >> (8 * c)) & 0xFF, minlength=len(occupied))
-                * scale
-                for c in range(self.channels)
-            ],
-            axis=1,
-        )
-        return self._sums
+        """Exact colour sums of the occupied bins (``from_colours`` is accepted for the fit's
+        sake: the sums are exact either way)."""
+        return self.bin_sums
 
     @property
     def occupied(self) -> np.ndarray:
         """Keys of the non-empty bins, ascending."""
-        if self._occupied is None:
-            self._occupied = np.flatnonzero(self.counts)
-        return self._occupied
+        return self.keys
 
     def distinct_points(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """RGB: the distinct colours as points, each weighted by an equal share of its bin's
-        count (the counts of single colours are not recorded). None for RGBA."""
-        if self.channels != 3:
+        """RGB: the distinct colours as points, each weighted by its pixel count when known,
+        else by an equal share of its bin's count. None for RGBA."""
+        if self.channels != 3 or self.distinct is None:
             return None
         colors = self.distinct
-        keys = bin_keys(colors, self.bits, self.channels)
-        listed = np.bincount(keys, minlength=len(self.counts))
-        weights = self.counts[keys] / listed[keys]
+        if self.colour_counts is not None:
+            weights = self.colour_counts.astype(np.float64)
+        else:
+            slot = np.searchsorted(self.keys, bin_keys(colors, self.bits, self.channels))
+            listed = np.bincount(slot, minlength=len(self.keys))
+            weights = self.counts[slot] / listed[slot]
         return unpack(colors, self.channels).astype(np.float64), weights
 
     def points(
         self, bits: int | None = None, from_colours: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``;
-        ``from_colours`` as for :meth:`sums`."""
-        occupied = self.occupied
-        counts, sums = self.counts[occupied], self.sums(from_colours)
+        """Non-empty bins as (mean colours, weights), optionally merged to coarser ``bits``."""
+        counts, sums = self.counts, self.bin_sums
         if bits is not None and bits < self.bits:
-            coarse = coarse_keys(occupied, self.bits, bits, self.channels)
+            coarse = coarse_keys(self.keys, self.bits, bits, self.channels)
             size = 1 << (bits * self.channels)
             merged = np.bincount(coarse, weights=counts, minlength=size)
             keep = np.flatnonzero(merged)
@@ -144,35 +111,73 @@ class ColorHistogram:
 
 
 def build_histogram(source: PixelSource) -> ColorHistogram:
-    """One pass over the pixels: fine-bin counts, distinct colours, transparency (and, for
-    RGBA, the exact colour sums per bin)."""
+    """One pass over the pixels: per-bin counts and colour sums, distinct colours,
+    transparency. Small images sort their pixels; larger ones count into dense tables."""
+    if source.count < DENSE_FROM_PIXELS[source.channels]:
+        return _build_sorted(source)
     if source.channels == 3:
-        return _build_rgb(source)
+        return _build_rgb_dense(source)
     return _build_rgba(source)
 
 
-def _build_rgb(source: PixelSource) -> ColorHistogram:
+def _build_sorted(source: PixelSource) -> ColorHistogram:
+    """A small image: its distinct colours and their counts by one sort of its pixels; the
+    bins from those."""
+    channels = source.channels
+    bits = FINE_BITS[channels]
+    pixels = source.all_pixels() & np.uint32(source.color_mask)
+    transparent_count, transparent_sum = 0, np.zeros(3)
+    if channels == 4:
+        clear = (pixels >> 24) == 0
+        transparent_count = int(clear.sum())
+        transparent_sum = channel_sums(pixels[clear], 3).astype(np.float64)
+        pixels = pixels[~clear]
+    distinct, colour_counts = np.unique(pixels, return_counts=True)
+    distinct = distinct.astype(np.uint32)
+    keys, slot = np.unique(bin_keys(distinct, bits, channels), return_inverse=True)
+    counts = np.bincount(slot, weights=colour_counts, minlength=len(keys)).astype(np.int64)
+    values = unpack(distinct, channels)
+    sums = np.zeros((len(keys), channels))
+    for c in range(channels):
+        sums[:, c] = np.bincount(slot, weights=values[:, c] * colour_counts, minlength=len(keys))
+    return ColorHistogram(
+        channels,
+        bits,
+        keys.astype(np.uint32),
+        counts,
+        sums,
+        len(distinct),
+        transparent_count,
+        transparent_sum,
+        distinct,
+        colour_counts.astype(np.int64),
+    )
+
+
+def _build_rgb_dense(source: PixelSource) -> ColorHistogram:
+    """A larger RGB image: one compiled pass into dense per-bin tables and a bit per colour."""
+    from pipeline.binning import list_colours, rgb_pass  # numba only where pixels are counted
+
     bits = FINE_BITS[3]
     size = 1 << (3 * bits)
     counts = np.zeros(size, dtype=np.int64)
-    if source.count < PRESENCE_TABLE_FROM_PIXELS:
-        distinct = np.unique(source.all_pixels() & np.uint32(0xFFFFFF))
-        counts += np.bincount(bin_keys(source.all_pixels(), bits, 3), minlength=size)
-        return ColorHistogram(3, bits, counts, len(distinct), 0, np.zeros(3), None, distinct)
-    present = np.zeros(1 << 24, dtype=np.uint8)
-    # Keys gather over several strips: one bincount per KEY_BUFFER pixels, not one per strip.
-    keys = np.empty(min(source.count, KEY_BUFFER), dtype=np.uint32)
-    filled = 0
+    sums = np.zeros((size, 3), dtype=np.int64)
+    present = np.zeros(1 << 18, dtype=np.uint64)  # one bit per 24-bit colour
     for strip in source.strips():
-        mark_rgb(present, strip)
-        if filled + len(strip) > len(keys):
-            counts += np.bincount(keys[:filled], minlength=size)
-            filled = 0
-        keys[filled : filled + len(strip)] = bin_keys(strip, bits, 3)
-        filled += len(strip)
-    counts += np.bincount(keys[:filled], minlength=size)
-    distinct = np.flatnonzero(present.view(bool)).astype(np.uint32)
-    return ColorHistogram(3, bits, counts, len(distinct), 0, np.zeros(3), present, distinct)
+        rgb_pass(strip, counts, sums, present)
+    keys = np.flatnonzero(counts)
+    distinct = list_colours(present)
+    return ColorHistogram(
+        3,
+        bits,
+        keys.astype(np.uint32),
+        counts[keys],
+        sums[keys].astype(np.float64),
+        len(distinct),
+        0,
+        np.zeros(3),
+        distinct,
+    )
 
 
 def _build_rgba(source: PixelSource) -> ColorHistogram:
@@ -197,23 +202,24 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
         for channel in range(channels):
             weights = (strip >> (8 * channel)) & 0xFF
             sums[channel] += np.bincount(keys, weights=weights, minlength=size)
+    occupied = np.flatnonzero(counts)
     if source.count <= RGBA_DISTINCT_LIMIT:
         distinct = (
             np.unique(np.concatenate(opaque_parts)) if opaque_parts else np.empty(0, np.uint32)
         )
         distinct_count = len(distinct)
     else:
-        distinct, distinct_count = None, int(np.count_nonzero(counts))
+        distinct, distinct_count = None, len(occupied)
     return ColorHistogram(
         channels,
         bits,
-        counts,
+        occupied.astype(np.uint32),
+        counts[occupied],
+        sums.T[occupied].copy(),
         distinct_count,
         transparent_count,
         transparent_sum,
-        None,
         distinct,
-        sums.T[np.flatnonzero(counts)].copy(),
     )
 
 

@@ -22,6 +22,9 @@ from pipeline.space import to_working
 #: Entries of the (K × block) distance matrix per block: 2 MB of float64 stays in cache.
 BLOCK_ENTRIES = 1 << 18
 
+#: Colours converted to a space's coordinates per block when labelling (8 MB of float64).
+CONVERT_BLOCK = 1 << 18
+
 #: Palette indices ride in the low bits of the folded distances: 8 bits in float64 (K ≤ 256);
 #: 6 bits in float32 (K ≤ 64), exact there only for colours centred on 0 (see Labeler).
 SLOTS = {np.dtype(np.float64): 256, np.dtype(np.float32): 64}
@@ -117,8 +120,11 @@ class SpaceLabeler:
     """Nearest palette colour of packed colours in a space's working coordinates (Oklab).
 
     Oklab coordinates are not integers, so the exact-integer trick of :class:`Labeler` does not
-    apply: distances ``|c|² − 2·x·c`` are formed in float64 and the lowest wins (the lowest index
-    among exact ties). Each distinct colour is converted and compared once.
+    apply: squared distances are formed in float64 and the lowest wins (the lowest index among
+    exact ties), by a compiled search that tries palette colours outwards from the previous
+    colour's nearest and stops once the triangle inequality rules the rest out
+    (:func:`pipeline.lloyd.nearest_centres`). Each distinct colour is converted and compared
+    once.
     """
 
     def __init__(self, palette: np.ndarray, space: str):
@@ -126,9 +132,7 @@ class SpaceLabeler:
         self.palette = palette.astype(np.int64)
         self.channels = palette.shape[1]
         self.space = space
-        centres = to_working(self.palette, space)
-        self._product = -2.0 * centres.T  # (channels, K)
-        self._norms = np.einsum("ij,ij->i", centres, centres)
+        self._centres = to_working(self.palette, space)
 
     def __call__(self, packed: np.ndarray, distinct: bool = False) -> np.ndarray:
         """Palette index of each packed colour (uint8); ``distinct`` says the colours are
@@ -137,12 +141,13 @@ class SpaceLabeler:
         if not distinct:
             unique, inverse = np.unique(packed, return_inverse=True)
             return self(unique, distinct=True)[inverse]
+        from pipeline.lloyd import nearest_centres  # numba only where pixels are labelled
+
         labels = np.empty(len(packed), dtype=np.uint8)
-        step = max(256, BLOCK_ENTRIES // max(1, len(self._norms)))
-        for start in range(0, len(packed), step):
-            part = slice(start, start + step)
+        for start in range(0, len(packed), CONVERT_BLOCK):
+            part = slice(start, start + CONVERT_BLOCK)
             points = to_working(unpack(packed[part], self.channels), self.space)
-            labels[part] = (points @ self._product + self._norms).argmin(axis=1)
+            labels[part] = nearest_centres(points, self._centres)
         return labels
 
 

@@ -56,12 +56,13 @@ def quantize_file(
     overwrite: bool = False,
 ) -> FileResult:
     """Load, quantize and save one input; report the outcome instead of raising."""
-    settled = settled_result(item, out_root, params, job=job, overwrite=overwrite)
+    digests: dict[str, str | None] = {}
+    settled = settled_result(item, out_root, params, job=job, overwrite=overwrite, digests=digests)
     if settled is not None:
         return settled
     files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     try:
-        return _quantize_and_save(item, files, params, job)
+        return _quantize_and_save(item, files, params, job, digests.get(item.path))
     except ImageRejected as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
     except OSError as exc:
@@ -79,12 +80,15 @@ def settled_result(
     *,
     job: str | None = None,
     overwrite: bool = False,
+    digests: dict | None = None,
 ) -> FileResult | None:
     """The outcome of ``item`` when it is known without reading a pixel: a failure found by the
     walk, an output that must not be replaced, or an output already up to date (writing the
     palette exports it lacks, from its palette JSON). None when the image must be quantized.
     Cheap (a stat and a small JSON read), so a runner can settle a whole re-run before it
-    starts a process or imports scikit-learn."""
+    starts a process or imports scikit-learn. A source hashed on the way is recorded in
+    ``digests`` (path → SHA-256), so the caller that goes on to quantize it need not hash it
+    again."""
     if item.error:
         return FileResult(item.source, item.output, Status.FAILED, item.error)
     try:
@@ -96,7 +100,7 @@ def settled_result(
     if refused:
         return FileResult(item.source, files.output, Status.FAILED, refused)
     current = is_palette_of(previous, files.output) and files.image.is_file()
-    if not (current and _same_work(previous, item, params, files.image)):
+    if not (current and _same_work(previous, item, params, files.image, digests)):
         return None
     made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
     missing = files.missing_exports()
@@ -113,15 +117,16 @@ def settled_result(
     return None
 
 
-def _quantize_and_save(item, files: OutputFiles, params, job) -> FileResult:
+def _quantize_and_save(item, files: OutputFiles, params, job, digest=None) -> FileResult:
     import numpy as np  # numpy/sklearn only where pixels are touched
 
     from pipeline.metrics import ssimulacra2_score
     from pipeline.quantize import label_image, quantize_image
 
     started = time.perf_counter()
-    # Hashed before decoding: an edit made meanwhile leaves a stale digest, so it is redone.
-    digest = source_digest(item)
+    # Hashed before decoding (here, or just before by the settle step): an edit made meanwhile
+    # leaves a stale digest, so it is redone.
+    digest = digest or source_digest(item)
     loaded = load_image(item.path, Path(item.root))
     load_ms = (time.perf_counter() - started) * 1000.0
     if params.colors is not None:  # a palette file's, or the job's shared one: no fit
@@ -225,7 +230,9 @@ def _refused_output(
     return not_ours_reason(foreign) if foreign else None
 
 
-def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path: Path) -> bool:
+def _same_work(
+    previous: dict, item: InputItem, params: QuantizeParams, png_path: Path, digests=None
+) -> bool:
     """True when the existing output came from this source's current bytes with ``params``.
 
     The rule is the source's content, not its mtime: ``cp -p``, ``rsync -t`` and an edit that
@@ -242,6 +249,8 @@ def _same_work(previous: dict, item: InputItem, params: QuantizeParams, png_path
         ):
             return False
         digest = source_digest(item)
+        if digests is not None:
+            digests[item.path] = digest
         return digest is not None and previous.get("source_sha256") == digest
     except (KeyError, TypeError, ValueError, OSError):
         return False

@@ -33,12 +33,15 @@ def limit_threads_now() -> None:
 
 
 def warm_up() -> None:
-    """Import the quantizer and scikit-learn, and load the compiled dithering loop, now, so
-    the first image does not pay for them."""
-    import sklearn.cluster  # noqa: F401
-    import sklearn.utils  # noqa: F401
-
+    """Import the quantizer and load its compiled loops (histogram, k-means steps, dithering)
+    now, so the first image does not pay for them. scikit-learn is left to the seed's ``--sample``
+    fit and the random codebook, which import it on first use: the default fit does not need
+    it, and importing it costs a process about 100 MB of memory."""
+    import pipeline.binning
     import pipeline.dither
+    import pipeline.lloyd
     import pipeline.quantize  # noqa: F401
 
+    pipeline.binning.warm_up()
+    pipeline.lloyd.warm_up()
     pipeline.dither.warm_up()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from pipeline import dither
+from pipeline import compiled, dither
 from pipeline.oklab import srgb_to_oklab
 from pipeline.params import QuantizeParams
 from pipeline.pixels import PixelSource
@@ -181,8 +181,8 @@ def test_warm_up_loads_the_dithering_loop():
 def test_cache_folder_falls_back_when_the_package_is_read_only(tmp_path, monkeypatch):
     environ = {"HOME": str(tmp_path)}
     writable = {str(tmp_path), str(tmp_path / ".cache")}
-    monkeypatch.setattr(dither.os, "access", lambda path, mode: str(path) in writable)
-    chosen = dither.cache_dir_for(Path("/usr/lib/somewhere/pipeline"), environ)
+    monkeypatch.setattr(compiled.os, "access", lambda path, mode: str(path) in writable)
+    chosen = compiled.cache_dir_for(Path("/usr/lib/somewhere/pipeline"), environ)
     assert chosen is not None and chosen.startswith(str(tmp_path))
-    assert dither.cache_dir_for(Path("/x"), {"NUMBA_CACHE_DIR": "/set"}) is None
-    assert dither.cache_dir_for(tmp_path, environ) is None  # package folder writable
+    assert compiled.cache_dir_for(Path("/x"), {"NUMBA_CACHE_DIR": "/set"}) is None
+    assert compiled.cache_dir_for(tmp_path, environ) is None  # package folder writable

@@ -125,6 +125,22 @@ def test_an_image_that_killed_its_worker_too_often_fails_as_poison(store, job, l
     assert f"{Path(poison).stem}.q.png" not in outputs(out)
 
 
+def test_an_image_that_killed_a_batched_delivery_fails_after_the_same_deaths(
+    store, job, ledger_url
+):
+    """The first delivery runs batched and notes no image, so its death is charged to the
+    image that dies again: the killer fails after MAX_UNFINISHED_DELIVERIES deaths in all."""
+    job_id, rows, out = job
+    killer, sources = rows[0][2], [row[2] for row in rows]
+    assert store.begin_chunk(job_id, "s0", sources).first  # delivery 1, batched: it dies
+    for _ in range(MAX_UNFINISHED_DELIVERIES - 1):  # careful deliveries, each dying on it
+        assert not store.begin_chunk(job_id, "s0", sources).first
+        assert store.begin(job_id, killer, earlier_deaths=1) == "go"
+    outcome = run_chunk(job_id, rows, "s0", final_try=False, broker=ledger_url)
+    assert store.failures(job_id) == [{"path": killer, "error": POISON_REASON}]
+    assert dict(outcome.counts) == {Status.FAILED: 1, Status.DONE: IMAGES - 1}
+
+
 def test_a_row_naming_a_root_the_job_lacks_fails_with_a_reason(store, job, ledger_url):
     job_id, rows, out = job
     bad = [5, *rows[0][1:]]

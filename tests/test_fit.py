@@ -12,8 +12,12 @@ from tests.nearest import coordinates, distances
 
 #: Our palette's inertia may exceed KMeans's by at most this fraction. Both are local optima
 #: from different seeds, so neither is always lower; 2% is about the spread between KMeans's own
-#: seeds on these photos.
+#: seeds on these photos. It holds for fits that end on the exact colours (undithered, or RGB).
 INERTIA_TOLERANCE = 0.02
+
+#: The dithered default's Oklab fit runs on histogram bins only (the exact-colour steps buy no
+#: SSIMULACRA2 once dithered; see pipeline.quantize): bins cost up to about 3% of inertia.
+BINS_ONLY_TOLERANCE = 0.04
 
 
 def inertia(colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, space: str) -> float:
@@ -43,11 +47,13 @@ def kmeans_palette(colors, counts, k: int, space: str) -> np.ndarray:
 def test_inertia_within_tolerance_of_weighted_kmeans(request, photo, k, space):
     pixels = request.getfixturevalue(photo)
     colors, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
-    ours = quantize_image(Image.fromarray(pixels), QuantizeParams(k=k, space=space)).palette
-    reference = kmeans_palette(colors, counts, k, space)
-    ours_inertia = inertia(colors, counts, ours, space)
-    reference_inertia = inertia(colors, counts, reference, space)
-    assert ours_inertia <= (1 + INERTIA_TOLERANCE) * reference_inertia
+    image = Image.fromarray(pixels)
+    exact = quantize_image(image, QuantizeParams(k=k, space=space, dither=0.0)).palette
+    dithered = quantize_image(image, QuantizeParams(k=k, space=space)).palette
+    reference_inertia = inertia(colors, counts, kmeans_palette(colors, counts, k, space), space)
+    assert inertia(colors, counts, exact, space) <= (1 + INERTIA_TOLERANCE) * reference_inertia
+    bins_only = (1 + BINS_ONLY_TOLERANCE) * reference_inertia
+    assert inertia(colors, counts, dithered, space) <= bins_only
 
 
 def test_oklab_and_rgb_fits_differ_and_oklab_is_better_in_oklab(flower):

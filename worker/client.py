@@ -1,7 +1,7 @@
 """The job commands as plain functions: submit, status, cancel, retry, list.
 
-Nothing here imports numpy or scikit-learn; Celery is imported only by the functions that
-publish (submit, retry).
+Nothing here imports numpy or scikit-learn. Celery is imported only to send a shared-palette
+job's fit task; the publisher builds Celery's chunk messages itself (worker/messages.py).
 """
 
 import json
@@ -32,7 +32,7 @@ def open_store(broker: str | None = None) -> JobStore:
 
 
 def celery_app():
-    """The Celery app the publisher sends through; Celery loads only when we publish."""
+    """The Celery app that sends a shared-palette job's fit task; Celery loads only then."""
     from worker.app import app
 
     return app
@@ -60,7 +60,7 @@ def submit(
             send_fit(job, celery_app())  # every chunk was counted before the seal
     except BaseException as exc:
         _abandon_quietly(store, job)
-        if isinstance(exc, redis.RedisError | OSError) or _is_broker_error(exc):
+        if isinstance(exc, redis.RedisError | OSError):
             raise BrokerUnreachable(unreachable_message(store.url, exc)) from None
         raise
     return {"job": job, "total": total}
@@ -70,25 +70,17 @@ def publisher_for(store: JobStore, job: str, params: QuantizeParams) -> ChunkPub
     """The publisher of a job's first messages: chunks to quantize, or for a shared-palette
     job, chunks to count, noted in its count ledger."""
     if not params.shared:
-        return ChunkPublisher(celery_app(), store, job)
-    return CountPublisher(celery_app(), store, job, task=COUNT_TASK)
+        return ChunkPublisher(store, job)
+    return CountPublisher(store, job, task=COUNT_TASK)
 
 
 class CountPublisher(ChunkPublisher):
     """Publishes the count chunks of a shared-palette job, noted in its count ledger."""
 
-    def note_chunks(self, count: int, chunks: dict[str, list], roots: list | None) -> None:
-        self.store.add_items(self.job, count, {}, roots)
-        if chunks:
+    def note_chunks(self, count: int, chunks: dict[str, list], roots: list | None, pipe) -> None:
+        self.store.add_items(self.job, count, {}, roots, pipe=pipe)
+        if chunks:  # written at once, still before the transaction that holds the messages
             PhaseStore(self.store).add_count_chunks(self.job, chunks)
-
-
-def _is_broker_error(exc: BaseException) -> bool:
-    """A failed publish: kombu's connection errors, or a publish batch whose pipeline failed
-    (which of its messages reached Redis is then unknown; the job is abandoned either way)."""
-    from kombu.exceptions import BatchPublishError, OperationalError
-
-    return isinstance(exc, OperationalError | BatchPublishError)
 
 
 def _abandon_quietly(store: JobStore, job: str) -> None:
@@ -226,9 +218,7 @@ def retry(job: str, broker: str | None = None) -> dict:
             "fitted yet; retry it once the job labels"
         )
     records = store.take_failed_for_retry(job) or []
-    publisher = ChunkPublisher(
-        celery_app(), store, job, list(store.roots(job)), f"r{time.time_ns()}-"
-    )
+    publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
     rows = [record["item"] for record in records if record.get("item")]
     unrecoverable = [record for record in records if not record.get("item")]
     for record in unrecoverable:  # refused at submit (links out of the tree): fail again as is

@@ -117,7 +117,11 @@ def run_chunk(
     if start.first:
         _run_batched(jobs, settings, todo, chunk, outcome, final_try)
     else:
-        _run_one_by_one(jobs, settings, todo, chunk, outcome, final_try)
+        # A delivery after the first one: the first ran batched and noted no image, so if it
+        # died, the image it died on carries one death the ledger did not count. (When it was
+        # put back by a transient fault instead, a killer fails one death early: still failed.)
+        batched_deaths = 1 if start.deliveries > 1 else 0
+        _run_one_by_one(jobs, settings, todo, chunk, outcome, final_try, batched_deaths)
     return outcome
 
 
@@ -174,10 +178,13 @@ def _quantize_row(settings: JobSettings, row, final_try: bool) -> Outcome | None
     return Outcome(item.source, result.status, result.error or "", row)
 
 
-def _run_one_by_one(jobs, settings, rows, chunk, outcome, final_try) -> None:
-    """The careful path of a chunk delivered again: begin and record each image on its own."""
+def _run_one_by_one(jobs, settings, rows, chunk, outcome, final_try, batched_deaths=0) -> None:
+    """The careful path of a chunk delivered again: begin and record each image on its own.
+    ``batched_deaths`` is the death of a batched first delivery, which its ledger could not
+    pin on an image: charged to whichever image dies again, so that one fails after the
+    documented MAX_UNFINISHED_DELIVERIES deaths in all, not one more."""
     for index, row in enumerate(rows):
-        verdict = run_item(jobs, settings, row, final_try=final_try)
+        verdict = run_item(jobs, settings, row, final_try=final_try, earlier_deaths=batched_deaths)
         if verdict == "retry":
             outcome.retry_rows.append(row)
         elif verdict == "cancelled":
@@ -232,14 +239,16 @@ def _sweep_output_folders(settings: JobSettings, rows: list) -> None:
         _sweeper.sweep(settings.job, folder)
 
 
-def run_item(jobs: JobStore, settings: JobSettings, row, *, final_try: bool) -> str:
+def run_item(
+    jobs: JobStore, settings: JobSettings, row, *, final_try: bool, earlier_deaths: int = 0
+) -> str:
     """Process one row; return what happened (done/skipped/failed/finished/cancelled/retry)."""
     try:
         item = settings.item(row)
     except (ValueError, TypeError):
         item = None
     if item is not None:
-        verdict = jobs.begin(settings.job, item.source)
+        verdict = jobs.begin(settings.job, item.source, earlier_deaths)
         if verdict == "poison":
             _discard_temps_of(settings, item)  # its killed writers left them; nobody rewrites it
             jobs.record(settings.job, item.source, Status.FAILED, POISON_REASON, row)

@@ -202,13 +202,25 @@ class JobStore:
         pipe.zremrangebyscore(JOBS_INDEX, "-inf", now - 2 * self.retention_s)
         pipe.execute()
 
+    @property
+    def db(self) -> int:
+        """The Redis database number of the broker URL (kombu names its event channels by it)."""
+        return int(self.redis.connection_pool.connection_kwargs.get("db") or 0)
+
     def add_items(
-        self, job: str, count: int, chunks: dict[str, list], roots: list[str] | None = None
+        self,
+        job: str,
+        count: int,
+        chunks: dict[str, list],
+        roots: list[str] | None = None,
+        pipe=None,
     ) -> None:
         """Count ``count`` more items and note their chunks before the messages are published;
-        renew the lease."""
+        renew the lease. With ``pipe`` the commands join that pipeline (the publisher's
+        transaction, which holds the messages too) instead of running at once."""
         keys = job_keys(job)
-        pipe = self.redis.pipeline()
+        own = pipe is None
+        pipe = self.redis.pipeline() if own else pipe
         if roots is not None:
             pipe.hset(keys["meta"], "roots", json.dumps(roots))
         pipe.hincrby(keys["meta"], "total", count)
@@ -216,16 +228,20 @@ class JobStore:
             pipe.hset(keys["chunks"], mapping=_encoded(chunks))
             pipe.expire(keys["chunks"], self.retention_s)
         pipe.expire(keys["meta"], SUBMIT_LEASE_S)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
-    def add_chunks(self, job: str, chunks: dict[str, list]) -> None:
-        """Note chunks re-sent by ``retry``, before their messages are published."""
+    def add_chunks(self, job: str, chunks: dict[str, list], pipe=None) -> None:
+        """Note chunks re-sent by ``retry``, before their messages are published (or in the
+        same transaction, ``pipe``)."""
         key = job_keys(job)["chunks"]
-        pipe = self.redis.pipeline()
+        own = pipe is None
+        pipe = self.redis.pipeline() if own else pipe
         pipe.hset(key, mapping=_encoded(chunks))
         pipe.expire(key, self.retention_s)
         pipe.sadd(ACTIVE_JOBS, job)
-        pipe.execute()
+        if own:
+            pipe.execute()
 
     def chunk_done(self, job: str, chunk: str) -> None:
         """Every item of the chunk has its final status: no need to ever send it again."""
@@ -276,11 +292,19 @@ class JobStore:
     def roots(self, job: str) -> tuple[str, ...]:
         return tuple(json.loads(self.redis.hget(job_keys(job)["meta"], "roots") or "[]"))
 
-    def begin(self, job: str, source: str) -> str:
+    def begin(self, job: str, source: str, earlier_deaths: int = 0) -> str:
+        """Begin one delivery of an image: 'go', or 'poison' once it began more than
+        MAX_UNFINISHED_DELIVERIES deliveries that never finished, counting ``earlier_deaths``
+        the ledger could not see (a batched delivery that died notes no image)."""
         keys = job_keys(job)
         return self._begin(
             keys=[keys["meta"], keys["items"], keys["attempts"]],
-            args=[source, time.time(), self.retention_s, MAX_UNFINISHED_DELIVERIES],
+            args=[
+                source,
+                time.time(),
+                self.retention_s,
+                MAX_UNFINISHED_DELIVERIES - earlier_deaths,
+            ],
         )
 
     def record(self, job: str, source: str, status: Status, error: str = "", row=None) -> str:

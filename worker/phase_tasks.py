@@ -41,4 +41,4 @@ def count_chunk(self, job: str, rows: list, chunk: str | None = None) -> dict:
 @app.task(name=FIT_TASK, **RETRY_POLICY)
 def fit_shared(self, job: str) -> dict:
     """Fit ``job``'s shared palette from its stored counts and start its label phase."""
-    return run_fit(job, broker=self.app.conf.broker_url, app=self.app)
+    return run_fit(job, broker=self.app.conf.broker_url)

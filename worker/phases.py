@@ -104,7 +104,7 @@ def _count_rows(jobs: JobStore, settings: JobSettings, rows: list, careful: bool
     return (accumulator.result() if good else None), good, failed
 
 
-def run_fit(job: str, broker: str | None = None, app=None) -> dict:
+def run_fit(job: str, broker: str | None = None) -> dict:
     """Fit the shared palette of ``job`` and start its label phase; a no-op unless the job is
     in the fit phase. Raises OSError when a counts file or the palette cannot be read or
     written (the task retries)."""
@@ -123,7 +123,7 @@ def run_fit(job: str, broker: str | None = None, app=None) -> dict:
         colors = fitted.tolist()
     if not store_.stage_label(job, chunks) or not store_.enter_label(job, colors):
         return {"skipped": "switched by another fit"}
-    send_label_chunks(job, chunks, broker, app)
+    send_label_chunks(job, chunks, broker)
     log.info("job %s: %d shared colours fitted; %d label chunks", job, len(colors), len(chunks))
     return {"fitted": len(colors), "label_chunks": len(chunks)}
 
@@ -154,21 +154,17 @@ def send_fit(job: str, app) -> None:
     app.send_task(FIT_TASK, (job,), argsrepr=f"(job={job!r})")
 
 
-def send_label_chunks(job: str, chunks: dict[str, list], broker: str | None, app) -> None:
+def send_label_chunks(job: str, chunks: dict[str, list], broker: str | None) -> None:
     from worker.publish import ChunkPublisher
 
-    publisher = ChunkPublisher(app, store(broker), job)
-    with publisher.producer() as producer:
-        publisher.send_all(chunks, producer)
+    ChunkPublisher(store(broker), job).send_all(chunks)
 
 
-def send_count_chunks(app, jobs: JobStore, job: str, chunks: dict[str, list]) -> None:
+def send_count_chunks(jobs: JobStore, job: str, chunks: dict[str, list]) -> None:
     from worker.publish import ChunkPublisher
     from worker.settings import COUNT_TASK
 
-    publisher = ChunkPublisher(app, jobs, job, task=COUNT_TASK)
-    with publisher.producer() as producer:
-        publisher.send_all(chunks, producer)
+    ChunkPublisher(jobs, job, task=COUNT_TASK).send_all(chunks)
 
 
 def resend_phase(app, jobs: JobStore, job: str, phase: str) -> int | None:
@@ -177,7 +173,7 @@ def resend_phase(app, jobs: JobStore, job: str, phase: str) -> int | None:
     (its ledger is re-sent like any job's)."""
     if phase == COUNT:
         chunks = PhaseStore(jobs).pending_counts(job)
-        send_count_chunks(app, jobs, job, chunks)
+        send_count_chunks(jobs, job, chunks)
         return len(chunks)
     if phase == FIT:
         send_fit(job, app=app)

@@ -56,7 +56,7 @@ def stalled_jobs(store: JobStore, stall_s: float, now: float) -> list[str]:
 
 
 def resend_ledger(app, store: JobStore, job: str) -> int:
-    """Send every chunk still in the job's ledger again, through ``app``; returns how many.
+    """Send every chunk still in the job's ledger again; returns how many.
     A shared-palette job before its label phase gets what its phase waits for instead: its
     uncounted count chunks, or its fit (worker/phases.py)."""
     phase = store.redis.hget(job_keys(job)["meta"], "phase")
@@ -65,9 +65,7 @@ def resend_ledger(app, store: JobStore, job: str) -> int:
         store.redis.hset(job_keys(job)["meta"], "updated_at", time.time())
         return resent
     chunks = store.pending_chunks(job)
-    publisher = ChunkPublisher(app, store, job)
-    with publisher.producer() as producer:
-        publisher.send_all(chunks, producer)
+    ChunkPublisher(store, job).send_all(chunks)
     store.redis.hset(job_keys(job)["meta"], "updated_at", time.time())
     return len(chunks)
 

@@ -1,0 +1,278 @@
+"""Compiled k-means steps for the fit: weighted Lloyd iterations and exact colour counts.
+
+The fit runs Lloyd's steps on tens or hundreds of thousands of weighted points (histogram bins,
+or an image's distinct colours) several times per image; in NumPy each step is a (K × n) matrix
+product plus a dozen passes over n. Here each step is one compiled pass that, thanks to
+Hamerly's bounds, computes distances only for the few points that may have changed cluster.
+
+This module imports numba (through :mod:`pipeline.compiled`), so it is imported only where an
+image is fitted, never by commands that do not quantize.
+"""
+
+import numpy as np
+
+from pipeline.compiled import njit
+
+
+@njit(cache=True, inline="always")
+def _squared(points, i, centres, c):
+    total = 0.0
+    for j in range(points.shape[1]):
+        d = points[i, j] - centres[c, j]
+        total += d * d
+    return total
+
+
+@njit(cache=True)
+def _two_nearest(points, i, centres, guess, order, gaps):
+    """Nearest centre of point i, its squared distance, and the squared distance to the
+    second nearest, searched outwards from centre ``guess``.
+
+    ``order[g]`` lists the centres by distance from centre g and ``gaps[g]`` those distances.
+    A centre c at distance D from g is at least D − |x − g| from x, so once D reaches
+    |x − g| + (second nearest distance so far), no centre further out can be among the two.
+    """
+    best = guess
+    first = _squared(points, i, centres, guess)
+    from_guess = np.sqrt(first)
+    second, reach = np.inf, np.inf
+    for j in range(1, centres.shape[0]):
+        if gaps[guess, j] >= reach:
+            break
+        c = order[guess, j]
+        d = _squared(points, i, centres, c)
+        if d < first:
+            best, second, first = c, first, d
+        elif d < second:
+            second = d
+        else:
+            continue
+        reach = from_guess + np.sqrt(second)
+    return best, first, second
+
+
+@njit(cache=True)
+def _neighbours(centres, order, gaps, half):
+    """For each centre, every centre sorted by distance from it (itself first) and those
+    distances; and half the distance to its nearest other centre, within which a point
+    cannot be nearer to any other centre."""
+    k = centres.shape[0]
+    for a in range(k):
+        for b in range(k):
+            gaps[a, b] = np.sqrt(_squared(centres, a, centres, b))
+        order[a] = np.argsort(gaps[a], kind="mergesort")
+        gaps[a] = gaps[a][order[a]]
+        half[a] = 0.5 * gaps[a, 1] if k > 1 else np.inf
+
+
+@njit(cache=True)
+def lloyd(points, weights, centres, iterations, tol, relax):
+    """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
+
+    Each step moves every non-empty cluster's centre ``relax`` times the way to its points'
+    weighted mean (an empty cluster keeps its centre), until no centre moves ``tol`` or after
+    ``iterations`` steps. Hamerly's bounds (an upper bound on each point's distance to its own
+    centre, a lower bound on its distance to any other) skip the points that cannot have
+    changed cluster; cluster sums are kept up to date point by point.
+    """
+    n, dims = points.shape
+    k = centres.shape[0]
+    labels = np.empty(n, np.int64)
+    upper = np.empty(n)
+    lower = np.empty(n)
+    totals = np.zeros(k)
+    sums = np.zeros((k, dims))
+    order = np.empty((k, k), np.int64)
+    gaps = np.empty((k, k))
+    half = np.empty(k)
+    _neighbours(centres, order, gaps, half)
+    best = 0
+    for i in range(n):
+        # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
+        best, first, second = _two_nearest(points, i, centres, best, order, gaps)
+        labels[i], upper[i], lower[i] = best, np.sqrt(first), np.sqrt(second)
+        totals[best] += weights[i]
+        for j in range(dims):
+            sums[best, j] += weights[i] * points[i, j]
+    step = np.empty(k)
+    for _ in range(iterations):
+        largest, runner_up, fastest = 0.0, 0.0, -1
+        for c in range(k):
+            moved = 0.0
+            if totals[c] > 0:
+                for j in range(dims):
+                    target = centres[c, j] + relax * (sums[c, j] / totals[c] - centres[c, j])
+                    moved += (target - centres[c, j]) ** 2
+                    centres[c, j] = target
+            step[c] = np.sqrt(moved)
+            if step[c] > largest:
+                largest, runner_up, fastest = step[c], largest, c
+            elif step[c] > runner_up:
+                runner_up = step[c]
+        if largest < tol:
+            break
+        _neighbours(centres, order, gaps, half)
+        for i in range(n):
+            own = labels[i]
+            upper[i] += step[own]
+            lower[i] -= runner_up if own == fastest else largest
+            bound = max(half[own], lower[i])
+            if upper[i] <= bound:
+                continue
+            upper[i] = np.sqrt(_squared(points, i, centres, own))
+            if upper[i] <= bound:
+                continue
+            best, first, second = _two_nearest(points, i, centres, own, order, gaps)
+            upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
+            if best != own:
+                labels[i] = best
+                w = weights[i]
+                totals[own] -= w
+                totals[best] += w
+                for j in range(dims):
+                    sums[own, j] -= w * points[i, j]
+                    sums[best, j] += w * points[i, j]
+    return centres
+
+
+def weighted_lloyd(points, weights, centres, iterations: int, tol: float, relax: float):
+    """:func:`lloyd` on float64 copies: the fitted centres, (K, dims) float64."""
+    return lloyd(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.array(centres, dtype=np.float64),
+        int(iterations),
+        float(tol),
+        float(relax),
+    )
+
+
+@njit(cache=True)
+def _seed(points, weights, k, trials, draws, centres):
+    """Greedy k-means++ (as scikit-learn's ``kmeans_plusplus``): the first centre drawn with
+    probability ∝ weight, each next one the best of ``trials`` candidates drawn ∝ weight × the
+    squared distance to the nearest centre so far, best meaning the lowest total weighted
+    squared distance once added. ``draws`` holds the uniform numbers in [0, 1) it consumes."""
+    n, dims = points.shape
+    cumulative = np.cumsum(weights)
+    first = min(np.searchsorted(cumulative, draws[0] * cumulative[-1], side="right"), n - 1)
+    closest = np.empty(n)
+    for i in range(n):
+        closest[i] = _squared(points, i, points, first)
+    centres[0] = points[first]
+    candidate_closest = np.empty(n)
+    best_closest = np.empty(n)
+    used = 1
+    for c in range(1, k):
+        total = 0.0
+        for i in range(n):
+            total += weights[i] * closest[i]
+            cumulative[i] = total
+        best_potential, best_index = np.inf, 0
+        for _ in range(trials):
+            target = draws[used] * total
+            used += 1
+            index = min(np.searchsorted(cumulative, target, side="right"), n - 1)
+            potential = 0.0
+            for i in range(n):
+                candidate_closest[i] = min(closest[i], _squared(points, i, points, index))
+                potential += weights[i] * candidate_closest[i]
+            if potential < best_potential:
+                best_potential, best_index = potential, index
+                best_closest[:] = candidate_closest
+        centres[c] = points[best_index]
+        closest[:] = best_closest
+    return centres
+
+
+def kmeans_plusplus(points, weights, k: int, seed: int) -> np.ndarray:
+    """k initial centres ((k, dims) float64) for weighted points, by greedy k-means++ with
+    scikit-learn's number of local trials (2 + ln k); reproducible from ``seed``."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    trials = 2 + int(np.log(k))
+    draws = np.random.default_rng(seed).random(1 + (k - 1) * trials)
+    centres = np.empty((k, points.shape[1]))
+    return _seed(points, weights, int(k), trials, draws, centres)
+
+
+@njit(cache=True)
+def _nearest_each(points, centres, order, gaps, labels):
+    """Nearest centre of every point (lowest index on an exact tie), searched outwards from the
+    previous point's (neighbouring points tend to share it)."""
+    guess = 0
+    for i in range(points.shape[0]):
+        best = guess
+        best_d = _squared(points, i, centres, guess)
+        from_guess = np.sqrt(best_d)
+        reach = 2.0 * from_guess
+        for j in range(centres.shape[0]):
+            if gaps[guess, j] > reach * (1.0 + 1e-12):  # margin: the bound is in floats too
+                break
+            c = order[guess, j]
+            d = _squared(points, i, centres, c)
+            if d < best_d or (d == best_d and c < best):
+                best, best_d = c, d
+                reach = from_guess + np.sqrt(d)
+        labels[i] = best
+        guess = best
+
+
+def nearest_centres(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index (uint8, K ≤ 256) of the nearest of ``centres`` to each point, by exact float64
+    squared distances; the lowest index among exact ties."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    k = len(centres)
+    order, gaps, half = np.empty((k, k), np.int64), np.empty((k, k)), np.empty(k)
+    _neighbours(centres, order, gaps, half)
+    labels = np.empty(len(points), dtype=np.uint8)
+    _nearest_each(points, centres, order, gaps, labels)
+    return labels
+
+
+@njit(cache=True)
+def _rank_in_block(distinct, ranks, starts):
+    """For sorted packed RGB colours: ``starts[c >> 8]``, the index of the first colour sharing
+    c's top 16 bits, and ``ranks[c]``, c's place among them (below 256, so uint8 holds it)."""
+    block = -1
+    for i in range(distinct.shape[0]):
+        c = np.int64(distinct[i])
+        if (c >> 8) != block:
+            block = c >> 8
+            starts[block] = i
+        ranks[c] = i - starts[block]
+
+
+@njit(cache=True)
+def _count_into(strip, ranks, starts, counts):
+    for p in strip:
+        c = np.int64(p) & 0xFFFFFF
+        counts[starts[c >> 8] + ranks[c]] += 1
+
+
+def rgb_colour_counts(distinct: np.ndarray, strips) -> np.ndarray:
+    """Pixel count of each of an RGB image's distinct colours (``distinct``: sorted, packed),
+    in one pass over the packed pixel ``strips``, without sorting them.
+
+    A colour's index in ``distinct`` is where its 256-colour block starts plus its rank in the
+    block. The rank table has an entry per possible colour but is never cleared: only the
+    entries of present colours are written and read, so only their pages are ever touched.
+    """
+    ranks = np.empty(1 << 24, dtype=np.uint8)
+    starts = np.empty(1 << 16, dtype=np.int64)
+    _rank_in_block(distinct, ranks, starts)
+    counts = np.zeros(len(distinct), dtype=np.int64)
+    for strip in strips:
+        _count_into(strip, ranks, starts, counts)
+    return counts
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) the kernels on a few points."""
+    points = np.arange(12, dtype=np.float64).reshape(4, 3)
+    weighted_lloyd(points, np.ones(4), points[:2], 2, 0.0, 1.0)
+    distinct = np.array([1, 2, 300], dtype=np.uint32)
+    rgb_colour_counts(distinct, [distinct])
+    nearest_centres(points, points[:2])
+    kmeans_plusplus(points, np.ones(4), 2, 0)
