@@ -85,7 +85,9 @@ def _count_rows(jobs: JobStore, settings: JobSettings, rows: list, careful: bool
     for row in rows:
         item = settings.item(row)  # rows come from the ledger the submit wrote: well formed
         if careful:
-            verdict = jobs.begin(settings.job, item.source)
+            # The batched first delivery that died noted no image: charge its death (as the
+            # label path does), so a killer fails after MAX_UNFINISHED_DELIVERIES deaths in all.
+            verdict = jobs.begin(settings.job, item.source, earlier_deaths=1)
             if verdict == "poison":
                 failed.append(Outcome(item.source, Status.FAILED, POISON_REASON, row))
                 continue
