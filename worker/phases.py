@@ -75,9 +75,9 @@ def run_count_chunk(job: str, chunk, broker: str | None = None, app=None) -> dic
 
 def _count_rows(jobs: JobStore, settings: JobSettings, rows: list, careful: bool):
     """Merged counts of the rows that could be read, their rows, and the failures (None when
-    the job was cancelled meanwhile). A chunk
-    delivered again begins each image in the ledger first, so the image that killed the
-    earlier deliveries is found and, after MAX_UNFINISHED_DELIVERIES of them, failed."""
+    the job was cancelled meanwhile). A chunk delivered again begins each image in the ledger
+    first, so the image that killed the earlier deliveries is found and, after
+    MAX_UNFINISHED_DELIVERIES of them, failed."""
     from pipeline.counts import CountsAccumulator
     from pipeline.shared import count_file
 
@@ -85,7 +85,9 @@ def _count_rows(jobs: JobStore, settings: JobSettings, rows: list, careful: bool
     for row in rows:
         item = settings.item(row)  # rows come from the ledger the submit wrote: well formed
         if careful:
-            verdict = jobs.begin(settings.job, item.source)
+            # The batched first delivery that died noted no image: charge its death (as the
+            # label path does), so a killer fails after MAX_UNFINISHED_DELIVERIES deaths in all.
+            verdict = jobs.begin(settings.job, item.source, earlier_deaths=1)
             if verdict == "poison":
                 failed.append(Outcome(item.source, Status.FAILED, POISON_REASON, row))
                 continue
@@ -124,8 +126,7 @@ def run_fit(job: str, broker: str | None = None) -> dict:
     if not store_.stage_label(job, chunks) or not store_.enter_label(job, colors):
         return {"skipped": "switched by another fit"}
     send_label_chunks(job, chunks, broker)
-    log.info("job %s: shared palette of %d colours fitted; %d label chunks sent", job,
-             len(colors), len(chunks))  # fmt: skip
+    log.info("job %s: %d shared colours fitted; %d label chunks", job, len(colors), len(chunks))
     return {"fitted": len(colors), "label_chunks": len(chunks)}
 
 
