@@ -254,9 +254,14 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
         t1 = row[x, 1] + min(max(e1, -CLIP), CLIP)
         t2 = row[x, 2] + min(max(e2, -CLIP), CLIP)
         t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
-        found = (
-            -1 if has_alpha else _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
-        )
+        found = -1
+        if not has_alpha:
+            # Nearer to the previous pixel's entry than half its gap to any other entry: that
+            # entry is the nearest (the triangle inequality), with no search at all.
+            if _distance(pal, guess, t0, t1, t2, t3) < gaps[guess, 1] * gaps[guess, 1] * 0.25:
+                found = guess
+            else:
+                found = _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
         if found < 0:
             # Opaque pixels stay opaque: they take opaque entries only (if there are any).
             allowed = opaque if alpha == 255 else anything

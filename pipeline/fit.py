@@ -129,8 +129,9 @@ def fit_histogram(
 ) -> np.ndarray:
     """Palette centres (working coordinates of ``space``) from the weighted colour histogram.
 
-    ``exact``, the image's distinct colours ((n, channels) uint8) with their pixel counts, lets
-    the last Lloyd steps run on the exact data instead of on bins (see EXACT_ITERATIONS).
+    ``exact``, the image's distinct colours in the working coordinates of ``space`` ((n,
+    channels) float64) with their pixel counts, lets the last Lloyd steps run on the exact data
+    instead of on bins (see EXACT_ITERATIONS).
     """
     from pipeline.lloyd import kmeans_plusplus  # numba only where images are fitted
 
@@ -165,10 +166,8 @@ def fit_histogram(
             TOLERANCE if last else COARSE_TOLERANCE,
         )
     if exact is not None:
-        colors, counts = exact
-        return weighted_lloyd(
-            to_working(colors, space), counts.astype(np.float64), centres, EXACT_ITERATIONS[space]
-        )
+        points, counts = exact
+        return weighted_lloyd(points, counts.astype(np.float64), centres, EXACT_ITERATIONS[space])
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
         distinct = histogram.distinct_points()
         if distinct is not None:

@@ -7,11 +7,12 @@ the one constraint that a bin's pixels share a cluster. The same pass lists the 
 colours (exactly: the ``colors_in`` metric and the labelling table depend on it).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from pipeline.pixels import PixelSource, bin_keys, unpack
+from pipeline.space import to_working
 
 #: Bits per channel of the fine histogram: 6 for RGB (262,144 bins), 5 for RGBA (1,048,576).
 FINE_BITS = {3: 6, 4: 5}
@@ -49,6 +50,8 @@ class ColorHistogram:
     distinct: np.ndarray | None = None
     #: Pixels of each distinct colour, when the build counted them (small images).
     colour_counts: np.ndarray | None = None
+    #: The distinct colours' working coordinates, by space, once asked for (fit and labels).
+    _working: dict = field(default_factory=dict, repr=False)
 
     @property
     def has_distinct(self) -> bool:
@@ -63,6 +66,18 @@ class ColorHistogram:
     def colors(self) -> np.ndarray:
         """The distinct colours as (n, channels) uint8 rows (opaque ones for RGBA)."""
         return unpack(self.distinct, self.channels).copy()
+
+    def distinct_working(self, space: str) -> np.ndarray:
+        """The distinct colours in the working coordinates of ``space`` ((n, channels)
+        float64), converted once and kept: the fit's last steps and the label table of an
+        undithered image both run on them."""
+        if space not in self._working:
+            self._working[space] = to_working(unpack(self.distinct, self.channels), space)
+        return self._working[space]
+
+    def converted(self, space: str) -> np.ndarray | None:
+        """:meth:`distinct_working` if it has been asked for already, else None."""
+        return self._working.get(space)
 
     def sums(self, from_colours: bool = True) -> np.ndarray:
         """Exact colour sums of the occupied bins (``from_colours`` is accepted for the fit's

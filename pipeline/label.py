@@ -141,14 +141,18 @@ class SpaceLabeler:
         if not distinct:
             unique, inverse = np.unique(packed, return_inverse=True)
             return self(unique, distinct=True)[inverse]
-        from pipeline.lloyd import nearest_centres  # numba only where pixels are labelled
-
         labels = np.empty(len(packed), dtype=np.uint8)
         for start in range(0, len(packed), CONVERT_BLOCK):
             part = slice(start, start + CONVERT_BLOCK)
             points = to_working(unpack(packed[part], self.channels), self.space)
-            labels[part] = nearest_centres(points, self._centres)
+            labels[part] = self.label_points(points)
         return labels
+
+    def label_points(self, points: np.ndarray) -> np.ndarray:
+        """Palette index (uint8) of each colour already in the space's coordinates."""
+        from pipeline.lloyd import nearest_centres  # numba only where pixels are labelled
+
+        return nearest_centres(points, self._centres)
 
 
 def make_labeler(palette: np.ndarray, space: str):

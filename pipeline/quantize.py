@@ -27,6 +27,7 @@ from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
 from pipeline.settings import DEFAULT_DITHER, SPACES, STRIP_PIXELS
+from pipeline.space import to_working
 
 
 @dataclass
@@ -156,7 +157,10 @@ def _fit_all_pixels(source, histogram, n_colors, params):
             and histogram.has_distinct
         ):
             colors, counts = _distinct_with_counts(source, histogram)
-            exact = unpack(colors, source.channels), counts
+            if colors is histogram.distinct:
+                exact = histogram.distinct_working(space), counts
+            else:
+                exact = to_working(unpack(colors, source.channels), space), counts
         return fit_histogram(histogram, n_colors, seed, space, exact)
     colors, counts = _distinct_with_counts(source, histogram)
     return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed, space)
@@ -265,7 +269,12 @@ def _color_table(histogram: ColorHistogram, labeler, space: str) -> np.ndarray |
     tabled = histogram.distinct_count * per_colour + pixels * _COST_LOOKUP
     if space == "rgb" and direct <= tabled:
         return None
-    return fill_color_table(labeler, histogram.distinct, np.empty(1 << 24, dtype=np.uint8))
+    table = np.empty(1 << 24, dtype=np.uint8)
+    converted = histogram.converted(space) if space != "rgb" else None
+    if converted is not None:  # the fit's last steps converted the colours already
+        table[histogram.distinct] = labeler.label_points(converted)
+        return table
+    return fill_color_table(labeler, histogram.distinct, table)
 
 
 #: Pixels per strip of the error computation on big images (smaller ones go in one piece):
