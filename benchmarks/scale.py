@@ -172,10 +172,9 @@ def wait_for_job(client, images: int, timeout_s: float = 600) -> int:
     raise RuntimeError("the distributed job did not finish in time")
 
 
-def bench_redis(work: Path, url: str, env: dict, quick: bool) -> dict:
+def bench_redis(work: Path, url: str, env: dict, images: int) -> dict:
     import redis
 
-    images = JOB_IMAGES[quick]
     folder = make_one_pixel_folder(work / "job-in", images)
     client = redis.Redis.from_url(url, decode_responses=True)
     worker = start_worker(1, url, work / "worker.log")
@@ -318,6 +317,11 @@ def main() -> None:
     parser.add_argument("--only", default="a,b,c", help="which figures: a, b, c (comma list)")
     parser.add_argument("--tag", default="", help="results go to scale[-quick][-TAG].json")
     parser.add_argument(
+        "--job-images",
+        type=int,
+        help="(b) images in the distributed job (default 3000, quick 1000)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="(c) also time the submit of this checkout of another commit, alternately "
@@ -330,6 +334,7 @@ def main() -> None:
         "mode": "quick" if args.quick else "full",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
     }
     with tempfile.TemporaryDirectory(prefix="colorquant-bench-scale-") as temp:
         work = Path(temp)
@@ -341,11 +346,13 @@ def main() -> None:
             env = clean_env({"COLORQUANT_BROKER_URL": url})
             try:
                 if "b" in wanted:
-                    results["redis"] = bench_redis(work, url, env, args.quick)
+                    images = args.job_images or JOB_IMAGES[args.quick]
+                    results["redis"] = bench_redis(work, url, env, images)
                 if "c" in wanted:
                     results["submit"] = bench_submit(work, url, env, args.quick, args.baseline)
             finally:
                 server.stop()
+    results["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
     name = "scale" + ("-quick" if args.quick else "") + (f"-{args.tag}" if args.tag else "")
     save_results(RESULTS / f"{name}.json", results)
 

@@ -346,6 +346,29 @@ def test_job_commands_do_not_import_numpy_or_sklearn(redis_server, command, exit
     assert not {name for name in imported if name.split(".")[0] in ("numpy", "sklearn", "scipy")}
 
 
+def test_submit_imports_neither_celery_nor_numpy(redis_server, tmp_path):
+    """``submit`` builds Celery's messages itself (worker/messages.py), so neither Celery's
+    import (a tenth of a second of every submit) nor numpy's is in it."""
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for index in range(2):
+        Image.new("RGB", (2, 2), (index, 0, 0)).save(photos / f"p{index}.png")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "cli", "submit", photos, "-o", tmp_path / "out"],
+        # A database no worker reads: the job is only queued.
+        env={**os.environ, "COLORQUANT_BROKER_URL": redis_server.database_url(7)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert {"redis", "worker.publish"} <= imported
+    heavy = ("numpy", "sklearn", "scipy", "celery", "kombu")
+    assert not {name for name in imported if name.split(".")[0] in heavy}
+
+
 @pytest.mark.slow
 def test_job_keys_expire_after_the_retention(finished_job, cluster):
     from worker.jobs import job_keys
