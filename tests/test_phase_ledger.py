@@ -81,3 +81,19 @@ def test_counts_once_fails_bad_and_killer_images_once_and_fits_once(store, photo
     assert labels == {"Ls0": chunks["s0"], "Ls1": rows_of(names[4:5])}  # no failed image
     assert run_fit(job, broker=url) == {"skipped": "label"}  # a repeat changes nothing
     assert store.pending_chunks(job) == labels
+
+
+def test_a_job_none_of_whose_images_could_be_read_ends_without_a_palette(store, photos, tmp_path):
+    from worker.client import retry, status
+
+    folder, _ = photos
+    url, out, app = store.url, tmp_path / "out", make_app(store.url)
+    job = new_job(store, folder, out, {"s0": rows_of(["broken.png"])})
+    assert run_count_chunk(job, "s0", broker=url, app=app) == {"counted": 0, "failed": 1}
+    assert run_fit(job, broker=url) == {"fitted": 0, "label_chunks": 0}
+    final = status(job, url)
+    assert (final["state"], final["phase"], final["failed"]) == ("done", "label", 1)
+    assert not (out / "palette.json").exists()
+    with pytest.raises(ValueError, match="no shared palette"):
+        retry(job, url)
+    assert status(job, url)["failed"] == 1  # nothing was taken for a retry

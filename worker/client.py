@@ -217,6 +217,11 @@ def retry(job: str, broker: str | None = None) -> dict:
             f"job {job} is still in its {before['phase']} phase: its shared palette is not "
             "fitted yet; retry it once the job labels"
         )
+    if before["phase"] and not PhaseStore(store).shared_colors(job):
+        raise ValueError(
+            f"job {job} has no shared palette: none of its images could be read; fix them and "
+            "submit the folder again"
+        )
     records = store.take_failed_for_retry(job) or []
     publisher = ChunkPublisher(store, job, list(store.roots(job)), f"r{time.time_ns()}-")
     rows = [record["item"] for record in records if record.get("item")]

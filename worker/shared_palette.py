@@ -14,11 +14,12 @@ from worker.phase_store import PhaseStore
 
 def label_settings(jobs: JobStore, settings: JobSettings) -> JobSettings | None:
     """The settings a label chunk runs with: a shared-palette job's fitted palette as a fixed
-    palette. None when that job has no palette yet (a message from before the switch)."""
+    palette. None when that job has no palette (a message from before the switch, or no image
+    of the job could be read)."""
     if not settings.params.shared or settings.params.colors is not None:
         return settings
     colors = _shared_colors(jobs, settings.job, os.getpid())
-    if colors is None:
+    if colors is None or len(colors) == 0:
         _shared_colors.cache_clear()  # not fitted yet: do not remember the miss
         return None
     return replace(settings, params=settings.params.with_colors(colors))
