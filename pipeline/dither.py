@@ -145,8 +145,9 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
 
 @njit(cache=True)
-def _fill_cell(pal, cell, lo, shape, cells, pool, used):
-    """List the palette entries that can be nearest to some point of grid cell ``cell``.
+def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
+    """List the palette entries that can be nearest to some point of grid cell ``cell``,
+    nearest to the cell first, each with its smallest squared distance to the cell.
 
     An entry whose smallest distance to the cell's box exceeds the smallest of the entries'
     largest distances to it is never nearest there. Colour channels only: the grid serves
@@ -169,32 +170,38 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
         near[c] = low
         bound = min(bound, high)
     first = used[0]
-    for c in range(k):
-        if near[c] <= bound:
-            if used[0] == pool.shape[0]:
-                used[0] = first
-                return False
-            pool[used[0]] = c
-            used[0] += 1
-    cells[cell, 0], cells[cell, 1] = first, used[0] - first
+    listed = np.flatnonzero(near <= bound)
+    if first + len(listed) > pool.shape[0]:
+        return False
+    listed = listed[np.argsort(near[listed], kind="mergesort")]
+    for n in range(len(listed)):
+        pool[first + n] = listed[n]
+        pool_near[first + n] = near[listed[n]]
+    used[0] = first + len(listed)
+    cells[cell, 0], cells[cell, 1] = first, len(listed)
     return True
 
 
 @njit(cache=True, inline="always")
-def _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3):
-    """Exact nearest palette entry to t from its grid cell's candidates; −1 off the grid."""
+def _nearest_in_grid(pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3):
+    """Exact nearest palette entry to t from its grid cell's candidates; −1 off the grid.
+
+    Candidates come nearest to the cell first; once one's smallest distance to the cell
+    exceeds the best distance found, neither it nor any after it can be nearer."""
     i = int((t0 - lo[0]) * GRID_SCALE)
     j = int((t1 - lo[1]) * GRID_SCALE)
     k = int((t2 - lo[2]) * GRID_SCALE)
     if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
         return -1
     cell = (i * shape[1] + j) * shape[2] + k
-    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, used):
+    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
         return -1
     first = cells[cell, 0]
     best = pool[first]
     best_d = _distance(pal, best, t0, t1, t2, t3)
     for n in range(first + 1, first + cells[cell, 1]):
+        if pool_near[n] > best_d:
+            break
         c = pool[n]
         d = _distance(pal, c, t0, t1, t2, t3)
         if d < best_d or (d == best_d and c < best):
@@ -227,7 +234,7 @@ def _spread(here, ahead, i, side, c, q):
 def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out):
     """Label row y, taking its incoming error from ``err[y % 2]`` and passing error on."""
     pal, order, gaps, opaque, anything = palette
-    lo, shape, cells, pool, used = grid
+    lo, shape, cells, pool, pool_near, used = grid
     has_alpha, clear, level, selective = settings
     width = packed.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
@@ -261,7 +268,9 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
             if _distance(pal, guess, t0, t1, t2, t3) < gaps[guess, 1] * gaps[guess, 1] * 0.25:
                 found = guess
             else:
-                found = _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
+                found = _nearest_in_grid(
+                    pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3
+                )
         if found < 0:
             # Opaque pixels stay opaque: they take opaque entries only (if there are any).
             allowed = opaque if alpha == 255 else anything
@@ -363,7 +372,8 @@ def _grid(space: str):
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
     cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
     pool = np.empty(GRID_POOL, dtype=np.int64)
-    return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
+    pool_near = np.empty(GRID_POOL, dtype=np.float64)
+    return lo, shape, cells, pool, pool_near, np.zeros(1, dtype=np.int64)
 
 
 def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab") -> np.ndarray:

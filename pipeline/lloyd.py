@@ -24,30 +24,28 @@ def _squared(points, i, centres, c):
 
 
 @njit(cache=True)
-def _two_nearest(points, i, centres, guess, order, gaps):
-    """Nearest centre of point i, its squared distance, and the squared distance to the
-    second nearest, searched outwards from centre ``guess``.
+def _nearest_and_bound(points, i, centres, guess, order, gaps):
+    """Nearest centre of point i, its distance, and a lower bound on the distance to every
+    other centre, searched outwards from centre ``guess``.
 
     ``order[g]`` lists the centres by distance from centre g and ``gaps[g]`` those distances.
-    A centre c at distance D from g is at least D − |x − g| from x, so once D reaches
-    |x − g| + (second nearest distance so far), no centre further out can be among the two.
+    A centre c at distance D from g is at least D − |x − g| from x. The search stops as soon
+    as the nearest is certain (D beyond |x − g| + the nearest distance so far); the bound is
+    then the nearer of the runner-up seen and D − |x − g| for the centres not looked at.
     """
     best = guess
-    first = _squared(points, i, centres, guess)
-    from_guess = np.sqrt(first)
-    second, reach = np.inf, np.inf
+    first = np.sqrt(_squared(points, i, centres, guess))
+    from_guess = first
+    second = np.inf
     for j in range(1, centres.shape[0]):
-        if gaps[guess, j] >= reach:
-            break
+        if gaps[guess, j] > from_guess + first:
+            return best, first, min(second, gaps[guess, j] - from_guess)
         c = order[guess, j]
-        d = _squared(points, i, centres, c)
+        d = np.sqrt(_squared(points, i, centres, c))
         if d < first:
             best, second, first = c, first, d
         elif d < second:
             second = d
-        else:
-            continue
-        reach = from_guess + np.sqrt(second)
     return best, first, second
 
 
@@ -89,8 +87,8 @@ def lloyd(points, weights, centres, iterations, tol, relax):
     best = 0
     for i in range(n):
         # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
-        best, first, second = _two_nearest(points, i, centres, best, order, gaps)
-        labels[i], upper[i], lower[i] = best, np.sqrt(first), np.sqrt(second)
+        best, upper[i], lower[i] = _nearest_and_bound(points, i, centres, best, order, gaps)
+        labels[i] = best
         totals[best] += weights[i]
         for j in range(dims):
             sums[best, j] += weights[i] * points[i, j]
@@ -122,8 +120,7 @@ def lloyd(points, weights, centres, iterations, tol, relax):
             upper[i] = np.sqrt(_squared(points, i, centres, own))
             if upper[i] <= bound:
                 continue
-            best, first, second = _two_nearest(points, i, centres, own, order, gaps)
-            upper[i], lower[i] = np.sqrt(first), np.sqrt(second)
+            best, upper[i], lower[i] = _nearest_and_bound(points, i, centres, own, order, gaps)
             if best != own:
                 labels[i] = best
                 w = weights[i]
