@@ -21,11 +21,14 @@ def published(client: redis.Redis, publish) -> tuple[dict, dict, str]:
     """What ``publish()`` pushed onto the queue and sent on the event channels: the message,
     the event, and the event's channel."""
     events = client.pubsub()
-    events.psubscribe("*celeryev*")
+    # Channels are global to the server: only this database's events, not those of workers
+    # that other tests run on database 0.
+    events.psubscribe(f"/{client.connection_pool.connection_kwargs['db']}.celeryev/*")
     assert events.get_message(timeout=5)["type"] == "psubscribe"
     publish()
     raw_event = events.get_message(timeout=5)
     events.close()
+    assert raw_event is not None, "no event on this database's event channels"
     message = client.rpop(QUEUE)
     assert client.llen(QUEUE) == 0, "one message per chunk"
     return json.loads(message), json.loads(raw_event["data"]), raw_event["channel"].decode()
