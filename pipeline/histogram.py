@@ -46,17 +46,31 @@ class ColorHistogram:
     distinct_count: int
     transparent_count: int
     transparent_sum: np.ndarray  # RGB sum over fully transparent pixels
-    #: Sorted packed distinct colours (RGBA: the opaque ones; None above RGBA_DISTINCT_LIMIT).
-    distinct: np.ndarray | None = None
+    #: Sorted packed distinct colours (RGBA: the opaque ones; None above RGBA_DISTINCT_LIMIT);
+    #: for a large RGB image, listed from ``present`` on first use (see :attr:`distinct`).
+    listed: np.ndarray | None = None
     #: Pixels of each distinct colour, when the build counted them (small images).
     colour_counts: np.ndarray | None = None
     #: The distinct colours' working coordinates, by space, once asked for (fit and labels).
     _working: dict = field(default_factory=dict, repr=False)
+    #: Large RGB images: a bit per 24-bit colour, set for each colour present (2^18 uint64).
+    present: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def has_distinct(self) -> bool:
         """Whether the distinct colours were recorded (always for RGB)."""
-        return self.distinct is not None
+        return self.listed is not None or self.present is not None
+
+    @property
+    def distinct(self) -> np.ndarray | None:
+        """Sorted packed distinct colours, or None when not recorded. A large RGB image lists
+        them from its bits only when asked: a dithered result needs just their number, and
+        the list of a 24 MP photo's colours takes over 10 MB."""
+        if self.listed is None and self.present is not None:
+            from pipeline.binning import list_colours  # numba only where pixels are counted
+
+            self.listed = list_colours(self.present)
+        return self.listed
 
     @property
     def pixels(self) -> int:
@@ -171,7 +185,7 @@ def _build_sorted(source: PixelSource) -> ColorHistogram:
 
 def _build_rgb_dense(source: PixelSource) -> ColorHistogram:
     """A larger RGB image: one compiled pass into dense per-bin tables and a bit per colour."""
-    from pipeline.binning import list_colours, rgb_pass  # numba only where pixels are counted
+    from pipeline.binning import rgb_pass  # numba only where pixels are counted
 
     bits = FINE_BITS[3]
     size = 1 << (3 * bits)
@@ -181,17 +195,16 @@ def _build_rgb_dense(source: PixelSource) -> ColorHistogram:
     for strip in source.strips():
         rgb_pass(strip, counts, sums, present)
     keys = np.flatnonzero(counts)
-    distinct = list_colours(present)
     return ColorHistogram(
         3,
         bits,
         keys.astype(np.uint32),
         counts[keys],
         sums[keys].astype(np.float64),
-        len(distinct),
+        int(np.bitwise_count(present).sum()),
         0,
         np.zeros(3),
-        distinct,
+        present=present,
     )
 
 

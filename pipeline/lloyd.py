@@ -182,15 +182,36 @@ def _seed(points, weights, k, trials, draws, centres):
     return centres
 
 
-def kmeans_plusplus(points, weights, k: int, seed: int) -> np.ndarray:
+def kmeans_plusplus(points, weights, k: int, seed) -> np.ndarray:
     """k initial centres ((k, dims) float64) for weighted points, by greedy k-means++ with
-    scikit-learn's number of local trials (2 + ln k); reproducible from ``seed``."""
+    scikit-learn's number of local trials (2 + ln k); reproducible from ``seed`` (an int or a
+    tuple of ints, as NumPy's generators take)."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
     trials = 2 + int(np.log(k))
     draws = np.random.default_rng(seed).random(1 + (k - 1) * trials)
     centres = np.empty((k, points.shape[1]))
     return _seed(points, weights, int(k), trials, draws, centres)
+
+
+@njit(cache=True)
+def _inertia(points, weights, centres):
+    total = 0.0
+    for i in range(points.shape[0]):
+        nearest = np.inf
+        for c in range(centres.shape[0]):
+            nearest = min(nearest, _squared(points, i, centres, c))
+        total += weights[i] * nearest
+    return total
+
+
+def inertia(points, weights, centres) -> float:
+    """Sum over the weighted points of weight × squared distance to the nearest centre."""
+    return _inertia(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(weights, dtype=np.float64),
+        np.ascontiguousarray(centres, dtype=np.float64),
+    )
 
 
 @njit(cache=True)
@@ -272,4 +293,4 @@ def warm_up() -> None:
     distinct = np.array([1, 2, 300], dtype=np.uint32)
     rgb_colour_counts(distinct, [distinct])
     nearest_centres(points, points[:2])
-    kmeans_plusplus(points, np.ones(4), 2, 0)
+    inertia(points, np.ones(4), kmeans_plusplus(points, np.ones(4), 2, (0, 1)))
