@@ -22,6 +22,7 @@ from pipeline.fit import (
     fit_sample,
     round_centres,
 )
+from pipeline.flatness import weighs_flatness, weighted_for_fit
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
@@ -157,6 +158,8 @@ def _fit_all_pixels(source, histogram, n_colors, params):
             and histogram.has_distinct
         ):
             colors, counts = _distinct_with_counts(source, histogram)
+            if weighs_flatness(space, params.dither):
+                histogram, counts = weighted_for_fit(source, histogram, colors, counts)
             if colors is histogram.distinct:
                 exact = histogram.distinct_working(space), counts
             else:
