@@ -1,11 +1,17 @@
-"""Flatness weights: flat areas weigh fully, texture little, and the undithered Oklab fit gives
-a smooth gradient more palette colours than plain k-means does."""
+"""Flatness weights: flat areas weigh fully, texture little, and the Oklab fit gives a smooth
+gradient more palette colours than plain k-means does."""
 
 import numpy as np
 from PIL import Image
 
 from pipeline import quantize
-from pipeline.flatness import FLATNESS_FLOOR, pixel_weights, weighs_flatness
+from pipeline.flatness import (
+    FLATNESS_MAX_PIXELS,
+    FLOOR_DITHERED,
+    FLOOR_UNDITHERED,
+    flatness_floor,
+    pixel_weights,
+)
 from pipeline.params import QuantizeParams
 
 
@@ -26,13 +32,15 @@ def test_flat_pixels_weigh_fully_and_texture_weighs_the_floor():
     flat = Image.new("RGB", (16, 16), (90, 120, 200))
     checker = Image.fromarray((np.indices((16, 16)).sum(axis=0) % 2 * 255).astype(np.uint8))
     assert np.allclose(pixel_weights(flat), 1.0)
-    assert np.allclose(pixel_weights(checker.convert("RGB")), FLATNESS_FLOOR**2)
+    for floor in (FLOOR_UNDITHERED, FLOOR_DITHERED):
+        assert np.allclose(pixel_weights(checker.convert("RGB"), floor), floor**2)
 
 
-def test_only_undithered_oklab_is_weighted():
-    assert weighs_flatness("oklab", 0.0)
-    assert not weighs_flatness("oklab", 1.0)
-    assert not weighs_flatness("rgb", 0.0)
+def test_oklab_is_weighted_more_gently_when_dithered_and_rgb_and_big_photos_not_at_all():
+    assert flatness_floor("oklab", 0.0, 100) == FLOOR_UNDITHERED
+    assert flatness_floor("oklab", 0.5, 100) == FLOOR_DITHERED > FLOOR_UNDITHERED
+    assert flatness_floor("rgb", 0.0, 100) is None
+    assert flatness_floor("oklab", 0.0, FLATNESS_MAX_PIXELS + 1) is None
 
 
 def test_the_weighted_fit_gives_the_gradient_more_colours(monkeypatch):
@@ -44,5 +52,5 @@ def test_the_weighted_fit_gives_the_gradient_more_colours(monkeypatch):
         return len(np.unique(labels[: image.height // 2]))
 
     weighted = colours_in_sky()
-    monkeypatch.setattr(quantize, "weighs_flatness", lambda space, dither: False)
+    monkeypatch.setattr(quantize, "flatness_floor", lambda space, dither, pixels: None)
     assert weighted > colours_in_sky()
