@@ -235,7 +235,7 @@ def render_palettes() -> list[str]:
         "",
         f"Measured {data.get('measured_at', '?')} by `python -m benchmarks.palettes`; the figures",
         "on workers by `nice -n 5 python -m benchmarks.palettes --submit --photos 1000 --rounds 2`",
-        "(4.5 min; its own redis-server with AOF, one `colorquant worker -c 2`, two untimed",
+        "(3 min; its own redis-server with AOF, one `colorquant worker -c 2`, two untimed",
         "warm-up jobs; the timed jobs alternate their order per round). The shared job decodes",
         "each photo twice (count, then label) but fits once; per-image fitting decodes once and",
         "fits every photo. On workers the shared job also waits once for its slowest count chunk",

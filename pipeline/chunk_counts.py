@@ -9,6 +9,7 @@ holds only which chunks are counted (worker/phase_store.py), never the counts th
 
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,11 @@ from pipeline.save import write_atomic
 COUNTS_DIR = "counts"
 
 #: Format tag of a chunk counts file, so anything else is refused clearly.
-CHUNK_COUNTS_FORMAT = "colorquant-chunk-counts-1"
+CHUNK_COUNTS_FORMAT = "colorquant-chunk-counts-2"
+
+#: zlib level of a chunk counts file: level 1 writes the counts of 32 photos in about 14 ms
+#: at 1.08x the size of level 6 (110 ms).
+ZIP_LEVEL = 1
 
 
 def counts_path(out: str | Path, job: str, chunk: str) -> Path:
@@ -32,15 +37,30 @@ def counts_path(out: str | Path, job: str, chunk: str) -> Path:
 
 
 def write_chunk_counts(path: Path, counts, rows: list) -> None:
-    """Write a chunk's merged counts (None when no image of it could be read) and its rows."""
+    """Write a chunk's merged counts (None when no image of it could be read) and its rows.
+
+    The arrays go into an ``.npz`` deflated at ZIP_LEVEL: at the default level the compression
+    took about 110 ms per chunk of 32 photos, a third of the chunk's counting time."""
+    arrays = {
+        "format": np.array(CHUNK_COUNTS_FORMAT),
+        "rows": np.array(json.dumps(rows, ensure_ascii=False, sort_keys=True)),
+    }
+    if counts is not None:
+        arrays |= {
+            "channels": np.array(counts.channels),
+            "keys": counts.keys,
+            "counts": counts.counts,
+            "sums": counts.sums,
+            "transparent": np.array(
+                [counts.transparent_count, *counts.transparent_sum], dtype=np.int64
+            ),
+            "images": np.array(counts.images),
+        }
     buffer = io.BytesIO()
-    data = counts.to_bytes() if counts is not None else b""
-    np.savez(
-        buffer,
-        format=np.array(CHUNK_COUNTS_FORMAT),
-        counts=np.frombuffer(data, dtype=np.uint8),
-        rows=np.array(json.dumps(rows, ensure_ascii=False, sort_keys=True)),
-    )
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w") as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
     write_atomic(path, buffer.getvalue())
 
 
@@ -53,8 +73,20 @@ def read_chunk_counts(path: Path):
         with np.load(path, allow_pickle=False) as stored:
             if str(stored["format"]) != CHUNK_COUNTS_FORMAT:
                 raise ValueError(f"{path.name} is not a chunk counts file")
-            data = stored["counts"].tobytes()
             rows = json.loads(str(stored["rows"]))
-    except (KeyError, EOFError, json.JSONDecodeError) as exc:
+            if "keys" not in stored.files:
+                return None, rows
+            channels = int(stored["channels"])
+            transparent = [int(value) for value in stored["transparent"]]
+            counts = ColorCounts(
+                channels,
+                stored["keys"].astype(np.uint32),
+                stored["counts"].astype(np.int64),
+                stored["sums"].astype(np.int64).reshape(-1, channels),
+                transparent[0],
+                tuple(transparent[1:4]),
+                int(stored["images"]),
+            )
+    except (KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable chunk counts {path.name}: {exc}") from None
-    return (ColorCounts.from_bytes(data) if data else None), rows
+    return counts, rows

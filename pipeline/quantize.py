@@ -22,6 +22,7 @@ from pipeline.fit import (
     fit_sample,
     round_centres,
 )
+from pipeline.flatness import flatness_floor, weighted_bins, weighted_colours
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
@@ -150,6 +151,10 @@ def _fit_all_pixels(source, histogram, n_colors, params):
     space, seed = params.space, params.seed
     occupied = len(histogram.keys)
     if occupied >= 4 * n_colors or not histogram.has_distinct:
+        fitted, ratio = histogram, None  # fitted: the bins the fit sees (flatness-weighted)
+        floor = flatness_floor(space, params.dither, source.count)
+        if floor is not None:
+            fitted, ratio = weighted_bins(source, histogram, floor)
         exact = None
         if (
             _ends_on_exact_colours(space, params.dither)
@@ -157,11 +162,13 @@ def _fit_all_pixels(source, histogram, n_colors, params):
             and histogram.has_distinct
         ):
             colors, counts = _distinct_with_counts(source, histogram)
+            if ratio is not None:
+                counts = weighted_colours(histogram, ratio, colors, counts)
             if colors is histogram.distinct:
                 exact = histogram.distinct_working(space), counts
             else:
                 exact = to_working(unpack(colors, source.channels), space), counts
-        return fit_histogram(histogram, n_colors, seed, space, exact)
+        return fit_histogram(fitted, n_colors, seed, space, exact)
     colors, counts = _distinct_with_counts(source, histogram)
     return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed, space)
 

@@ -15,12 +15,14 @@ output folder once per run or job (:func:`remove_temps_in`).
 
 import errno
 import fcntl
-import io
 import json
 import os
+import struct
 import time
+import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from pipeline.settings import PNG_COMPRESS_LEVEL, TEMP_MARKER
@@ -195,15 +197,93 @@ def write_pair_atomic(image: tuple[Path, bytes], palette: tuple[Path, bytes]) ->
 
 def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:
     """Encode a mode-P image as PNG: tRNS when it has transparency, the source's colour
-    profile when it had one, and no other metadata (no EXIF, no GPS)."""
-    buffer = io.BytesIO()
-    options = {"compress_level": PNG_COMPRESS_LEVEL}
+    profile when it had one, and no other metadata (no EXIF, no GPS).
+
+    Written here rather than by Pillow because Pillow filters the rows of 1–4-bit palette
+    images (Sub, Up, Paeth on packed indices), which the PNG spec advises against: at K=16
+    its files came out 12–25% larger than the same pixels unfiltered (pngquant's own files),
+    the whole of the file-size gap to pngquant. Rows go unfiltered (filter type 0), packed at
+    the smallest bit depth that holds the palette, and are compressed strip by strip so no
+    second copy of a big image is held.
+    """
+    if indexed.mode != "P":
+        raise ValueError(f"png_bytes encodes palette (mode P) images, got mode {indexed.mode}")
+    width, height = indexed.size
+    palette = bytes(indexed.getpalette("RGB") or [0, 0, 0])
+    colors = min(len(palette) // 3, 256)
+    bits = _bit_depth(colors)
+    header = struct.pack(">IIBBBBB", width, height, bits, 3, 0, 0, 0)  # type 3: palette
+    chunks = [PNG_SIGNATURE, _png_chunk(b"IHDR", header)]
     if icc_profile:
-        options["icc_profile"] = icc_profile
-    if "transparency" in indexed.info:
-        options["transparency"] = indexed.info["transparency"]
-    indexed.save(buffer, format="PNG", **options)
-    return buffer.getvalue()
+        profile = ICC_PROFILE_NAME + b"\0\0" + zlib.compress(icc_profile)  # method 0: zlib
+        chunks.append(_png_chunk(b"iCCP", profile))
+    chunks.append(_png_chunk(b"PLTE", palette[: 3 * colors]))
+    alphas = _alphas(indexed.info.get("transparency"), colors)
+    if alphas:
+        chunks.append(_png_chunk(b"tRNS", alphas))
+    chunks += [_png_chunk(b"IDAT", _compressed_rows(indexed, bits)), _png_chunk(b"IEND", b"")]
+    return b"".join(chunks)
+
+
+#: The eight bytes every PNG file starts with.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: The profile name of the iCCP chunk (Pillow's).
+ICC_PROFILE_NAME = b"ICC Profile"
+
+#: Uncompressed bytes of index rows packed and compressed at a time.
+PNG_STRIP_BYTES = 1 << 20
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def _bit_depth(colors: int) -> int:
+    """The smallest PNG palette bit depth (1, 2, 4 or 8) with room for ``colors`` entries."""
+    return next(bits for bits in (1, 2, 4, 8) if colors <= 1 << bits)
+
+
+def _alphas(transparency, colors: int) -> bytes:
+    """The tRNS entries: Pillow's ``transparency`` info (bytes per entry, or the one index
+    that is fully transparent), at most one per palette entry; empty when opaque."""
+    if isinstance(transparency, int) and 0 <= transparency < colors:
+        return bytes([255] * transparency + [0])
+    return bytes(transparency[:colors]) if isinstance(transparency, bytes) else b""
+
+
+def _compressed_rows(indexed: Image.Image, bits: int) -> bytes:
+    """The zlib stream of the image's rows, each a filter byte 0 and its packed indices."""
+    width, height = indexed.size
+    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL)
+    parts = []
+    rows = max(1, PNG_STRIP_BYTES // max(width, 1))
+    for top in range(0, height, rows):
+        strip = indexed.crop((0, top, width, min(height, top + rows))).tobytes()
+        labels = np.frombuffer(strip, dtype=np.uint8).reshape(-1, width)
+        parts.append(compressor.compress(_packed_rows(labels, bits)))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def _packed_rows(labels: np.ndarray, bits: int) -> bytes:
+    """(rows, width) indices → the rows' bytes: filter byte 0 then the indices, ``bits`` each,
+    the first pixel in the highest bits, the last byte of a row padded with zeros."""
+    per_byte = 8 // bits
+    height, width = labels.shape
+    row_bytes = -(-width // per_byte)
+    out = np.zeros((height, row_bytes + 1), dtype=np.uint8)
+    if bits == 8:
+        out[:, 1:] = labels
+        return out.tobytes()
+    padded = np.zeros((height, row_bytes * per_byte), dtype=np.uint8)
+    padded[:, :width] = labels
+    groups = padded.reshape(height, row_bytes, per_byte)
+    packed = out[:, 1:]
+    for j in range(per_byte):
+        packed |= groups[:, :, j] << (8 - bits * (j + 1))
+    return out.tobytes()
 
 
 def json_bytes(document: dict) -> bytes:

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 from sklearn.cluster import KMeans
 
+from pipeline.flatness import flatness_floor, pixel_weights
 from pipeline.params import QuantizeParams
 from pipeline.quantize import quantize_image
+from pipeline.settings import DEFAULT_DITHER
 from tests.nearest import coordinates, distances
 
 #: Our palette's inertia may exceed KMeans's by at most this fraction. Both are local optima
@@ -46,14 +48,24 @@ def kmeans_palette(colors, counts, k: int, space: str) -> np.ndarray:
 @pytest.mark.parametrize("photo", ["china", "flower"])
 def test_inertia_within_tolerance_of_weighted_kmeans(request, photo, k, space):
     pixels = request.getfixturevalue(photo)
-    colors, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    colors, inverse, counts = np.unique(
+        pixels.reshape(-1, 3), axis=0, return_inverse=True, return_counts=True
+    )
     image = Image.fromarray(pixels)
     exact = quantize_image(image, QuantizeParams(k=k, space=space, dither=0.0)).palette
     dithered = quantize_image(image, QuantizeParams(k=k, space=space)).palette
-    reference_inertia = inertia(colors, counts, kmeans_palette(colors, counts, k, space), space)
-    assert inertia(colors, counts, exact, space) <= (1 + INERTIA_TOLERANCE) * reference_inertia
-    bins_only = (1 + BINS_ONLY_TOLERANCE) * reference_inertia
-    assert inertia(colors, counts, dithered, space) <= bins_only
+    # Oklab weighs each pixel by the flatness around it (pipeline.flatness): each reference
+    # minimises the same weighted inertia, each colour weighing its pixels' weights.
+    for palette, dither, tolerance in (
+        (exact, 0.0, INERTIA_TOLERANCE),
+        (dithered, DEFAULT_DITHER, BINS_ONLY_TOLERANCE),
+    ):
+        weights = counts
+        floor = flatness_floor(space, dither, len(inverse))
+        if floor is not None:
+            weights = np.bincount(inverse.ravel(), weights=pixel_weights(image, floor).ravel())
+        reference = inertia(colors, weights, kmeans_palette(colors, weights, k, space), space)
+        assert inertia(colors, weights, palette, space) <= (1 + tolerance) * reference
 
 
 def test_oklab_and_rgb_fits_differ_and_oklab_is_better_in_oklab(flower):
