@@ -49,15 +49,14 @@ def augment(points: np.ndarray, dtype=np.float64) -> np.ndarray:
     return out
 
 
-def nearest(rows: np.ndarray, table: np.ndarray, second: bool = False):
+def nearest(rows: np.ndarray, table: np.ndarray):
     """Nearest centre of each augmented row (lowest index among exact ties) and
-    ``|c|² − 2·x·c`` for it; with ``second``, also that value for the second nearest."""
+    ``|c|² − 2·x·c`` for it."""
     n, k = len(rows), len(table)
     slots = SLOTS[table.dtype]
     mask = slots - 1
     labels = np.empty(n, dtype=np.intp)
     first = np.empty(n)
-    runner_up = np.full(n, np.inf) if second else None
     step = max(256, BLOCK_ENTRIES // k)
     for start in range(0, n, step):
         part = slice(start, start + step)
@@ -66,11 +65,7 @@ def nearest(rows: np.ndarray, table: np.ndarray, second: bool = False):
         index = low.astype(np.int64) & mask
         labels[part] = index
         first[part] = (low - index) / slots
-        if second and k > 1:
-            folded[index, np.arange(folded.shape[1])] = np.inf
-            low = folded.min(axis=0)
-            runner_up[part] = (low - (low.astype(np.int64) & mask)) / slots
-    return (labels, first, runner_up) if second else (labels, first)
+    return labels, first
 
 
 class Labeler:

@@ -115,18 +115,3 @@ def rgb_lookup(table: np.ndarray, packed: np.ndarray) -> np.ndarray:
     for part in blocks(len(packed)):
         out[part] = table[packed[part] & 0xFFFFFF]
     return out
-
-
-def mark_rgb(table: np.ndarray, packed: np.ndarray) -> None:
-    """Set ``table[rgb] = 1`` for each packed pixel, block by block."""
-    for part in blocks(len(packed)):
-        table[packed[part] & 0xFFFFFF] = 1
-
-
-def bin_corners(bins: np.ndarray, bits: int, channels: int) -> np.ndarray:
-    """Inverse of :func:`bin_keys`: the lowest colour of each bin, as (n, channels) int."""
-    mask = (1 << bits) - 1
-    drop = 8 - bits
-    return np.stack(
-        [((bins >> (bits * channel)) & mask) << drop for channel in range(channels)], axis=1
-    )

@@ -301,18 +301,20 @@ def mapped_files(pid: int) -> str:
 
 
 @pytest.mark.slow
-def test_only_pool_processes_load_scikit_learn(cluster, finished_job):
-    """The worker's main process forks the pool, so it must never load scikit-learn (GNU OpenMP
-    is not fork-safe); each pool process loads it before its first task, and after a job it still
-    runs a single thread (no BLAS/OpenMP thread pool)."""
+def test_only_pool_processes_load_the_quantizer(cluster, finished_job):
+    """The worker's main process forks the pool, so it must never load scikit-learn or the
+    quantizer's compiled loops (GNU OpenMP is not fork-safe, nor is an LLVM JIT); each pool
+    process loads the compiled loops (numba's LLVM) before its first task, and after a job it
+    still runs a single thread (no BLAS/OpenMP thread pool)."""
     for worker in cluster.workers:
         wait_for(lambda w=worker: "warmed up" in w.log(), "the pool to warm up")
-        assert "/sklearn/" not in mapped_files(worker.process.pid)
-        assert "libgomp" not in mapped_files(worker.process.pid)
+        main = mapped_files(worker.process.pid)
+        assert "/sklearn/" not in main and "/llvmlite/" not in main
+        assert "libgomp" not in main
         pool = worker.pool_pids()
         assert pool
         for pid in pool:
-            assert "/sklearn/" in mapped_files(pid)
+            assert "/llvmlite/" in mapped_files(pid)
             assert "Threads:\t1\n" in Path(f"/proc/{pid}/status").read_text()
 
 
