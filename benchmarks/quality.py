@@ -485,8 +485,8 @@ def _write_targets(data: dict) -> None:
 
 
 def _added_note(data: dict) -> str:
-    """The sentence naming the K re-measured later with ``--add-k`` (their tables and targets
-    are newer than the run above; the steady-state times are the run's)."""
+    """The sentence naming the K re-measured later with ``--add-k`` (their tables and quality
+    targets are newer than the run above)."""
     added = data.get("added_at", {})
     if not added:
         return ""
@@ -496,8 +496,8 @@ def _added_note(data: dict) -> str:
         for k, when in sorted(added.items(), key=lambda item: int(item[0]))
     ]
     return (
-        " Re-measured since with `python -m benchmarks.quality --add-k K` (tables and targets "
-        f"of that K; steady-state times are the run's): {', '.join(parts)}."
+        " Re-measured since with `python -m benchmarks.quality --add-k K` (that K's tables and "
+        f"quality targets): {', '.join(parts)}."
     )
 
 
