@@ -287,7 +287,7 @@ def render(data: dict) -> str:
         f"{', '.join(data['photos'])} (scikit-learn, scikit-image and matplotlib ship them; "
         "lossless PNG copies). SSIMULACRA2 from the `ssimulacra2` package (higher is better). "
         "Bytes are the indexed PNG each method writes (colorquant's writer for the in-process "
-        "methods, pngquant's own file for pngquant).",
+        "methods, pngquant's own file for pngquant)." + _added_note(data),
         "",
         "### Targets, per photo",
         "",
@@ -484,6 +484,23 @@ def _write_targets(data: dict) -> None:
     run.README.write_text(run.render(json.loads((run.RESULTS / "performance.json").read_text())))
 
 
+def _added_note(data: dict) -> str:
+    """The sentence naming the K re-measured later with ``--add-k`` (their tables and quality
+    targets are newer than the run above)."""
+    added = data.get("added_at", {})
+    if not added:
+        return ""
+    loads = data.get("added_load", {})
+    parts = [
+        f"K={k} at {when}" + (f" (load average {loads[k]})" if k in loads else "")
+        for k, when in sorted(added.items(), key=lambda item: int(item[0]))
+    ]
+    return (
+        " Re-measured since with `python -m benchmarks.quality --add-k K` (that K's tables and "
+        f"quality targets): {', '.join(parts)}."
+    )
+
+
 def add_k(k: int) -> None:
     """Measure one more K and merge it into the saved results (times of other runs kept)."""
     data = json.loads((run.RESULTS / "quality.json").read_text())
@@ -494,6 +511,7 @@ def add_k(k: int) -> None:
     data["table"] = {key: data["table"][key] for key in sorted(data["table"], key=int)}
     data["added_k"] = sorted({*data.get("added_k", []), k})
     data.setdefault("added_at", {})[str(k)] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    data.setdefault("added_load", {})[str(k)] = [round(x, 1) for x in os.getloadavg()]
     _write_targets(data)
 
 

@@ -5,10 +5,16 @@ merged :class:`pipeline.counts.ColorCounts` of the chunk's images that could be 
 message rows (the fit turns them into label chunks). The file is written atomically under a
 name fixed by the chunk, so a redelivered chunk writes the same bytes again: harmless. Redis
 holds only which chunks are counted (worker/phase_store.py), never the counts themselves.
+
+Once the fit has started the label phase, the chunk files are replaced by one file of the job's
+merged counts, ``OUT/.colorquant/J/merged-counts.npz`` (same format, every counted image's
+row): what the palette was fitted on stays on record, in one file whatever the job's size,
+rather than one file per 32 images left in OUT.
 """
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -23,6 +29,9 @@ COUNTS_DIR = "counts"
 #: Format tag of a chunk counts file, so anything else is refused clearly.
 CHUNK_COUNTS_FORMAT = "colorquant-chunk-counts-2"
 
+#: File of a job's merged counts, kept inside ``OUT/.colorquant/JOB/`` after its fit.
+MERGED_COUNTS_NAME = "merged-counts.npz"
+
 #: zlib level of a chunk counts file: level 1 writes the counts of 32 photos in about 14 ms
 #: at 1.08x the size of level 6 (110 ms).
 ZIP_LEVEL = 1
@@ -34,6 +43,19 @@ def counts_path(out: str | Path, job: str, chunk: str) -> Path:
     if not chunk or "/" in chunk or "\0" in chunk or chunk.startswith("."):
         raise ValueError(f"malformed chunk id {chunk!r}")
     return Path(out, STATE_DIR, job, COUNTS_DIR, f"{chunk}.npz")
+
+
+def merged_counts_path(out: str | Path, job: str) -> Path:
+    """Where the merged counts of ``job`` are kept once its fit is done."""
+    return Path(out, STATE_DIR, job, MERGED_COUNTS_NAME)
+
+
+def keep_merged_counts(out: str | Path, job: str, counts, rows: list) -> None:
+    """Replace the chunk files of ``job`` by one file of their merged ``counts`` and ``rows``.
+
+    Written before the chunk files go, so a crash in between leaves both, never neither."""
+    write_chunk_counts(merged_counts_path(out, job), counts, rows)
+    shutil.rmtree(Path(out, STATE_DIR, job, COUNTS_DIR), ignore_errors=True)
 
 
 def write_chunk_counts(path: Path, counts, rows: list) -> None:

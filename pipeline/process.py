@@ -99,7 +99,7 @@ def settled_result(
     refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
     if refused:
         return FileResult(item.source, files.output, Status.FAILED, refused)
-    current = is_palette_of(previous, files.output) and files.image.is_file()
+    current = is_palette_of(previous, files.output) and _image_is_the_palettes(previous, files)
     if not (current and _same_work(previous, item, params, files.image, digests)):
         return None
     made_by_this_job = job is not None and previous.get("produced_by", {}).get("job") == job
@@ -208,6 +208,15 @@ def palette_document(item, params, result, bytes_in, bytes_out, job, timings) ->
             "job": job,
         },
     }
+
+
+def _image_is_the_palettes(previous: dict, files: OutputFiles) -> bool:
+    """True when the image beside a palette JSON is the one the JSON describes (its size):
+    not so after a writer was killed between the JSON and the image (pipeline/save.py)."""
+    try:
+        return files.image.stat().st_size == previous["metrics"]["bytes_out"]
+    except (OSError, KeyError, TypeError):
+        return False
 
 
 def _read_palette(palette_path: Path) -> dict | None:

@@ -162,13 +162,18 @@ def _lock(fd: int, deadline: float) -> None:
             time.sleep(LOCK_POLL_S)
 
 
+def _fill(fd: int, data: bytes) -> None:
+    """Write ``data`` as the whole content of the claimed temp file ``fd``."""
+    os.ftruncate(fd, 0)  # a dead writer's half file, when we took over its temp
+    os.fchmod(fd, 0o644)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _write_and_rename(fd: int, temp: Path, final: Path, data: bytes) -> None:
     try:
-        os.ftruncate(fd, 0)  # a dead writer's half file, when we took over its temp
-        os.fchmod(fd, 0o644)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _fill(fd, data)
         os.replace(temp, final)
     except FileNotFoundError:
         raise
@@ -179,20 +184,49 @@ def _write_and_rename(fd: int, temp: Path, final: Path, data: bytes) -> None:
 
 
 def write_pair_atomic(image: tuple[Path, bytes], palette: tuple[Path, bytes]) -> None:
-    """Write an image and its palette JSON so that the image never stays without its palette.
+    """Write an image and its palette JSON, each atomically, so that neither a failed write
+    nor a killed writer leaves an image colorquant would later refuse as not its own.
 
-    The image is written first; when the palette cannot be written, the new image is removed
-    again, so a later run never mistakes it for a file colorquant did not make.
+    Both temp files are written in full before either is renamed, so a full disk fails the
+    pair with nothing renamed. Then the JSON is renamed first, because it is what makes an
+    output colorquant's (pipeline/ownership.py): a writer killed between the two renames
+    (SIGKILL, the OOM killer, a power cut) leaves a JSON beside a missing or stale image, which
+    the up-to-date check redoes, since the JSON records the image's size. The other order
+    would leave an image without its JSON, which the next run must treat as a file colorquant
+    did not make and refuse to replace: that image of the job failed for good.
     """
-    write_atomic(image[0], image[1])
-    try:
-        write_atomic(palette[0], palette[1])
-    except BaseException:
+    for final, _ in (palette, image):
+        final.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(WRITE_ATTEMPTS):
         try:
-            os.unlink(image[0])
-        except OSError:
-            pass
+            _write_pair_once(palette, image)
+            return
+        except FileNotFoundError:
+            if not (palette[0].parent.is_dir() and image[0].parent.is_dir()):
+                raise
+            # A sweep took a temp between its claim and its rename: write the pair again.
+    raise OSError(errno.EAGAIN, f"could not write {image[0].name}: its temp file kept vanishing")
+
+
+def _write_pair_once(first: tuple[Path, bytes], second: tuple[Path, bytes]) -> None:
+    claimed = []
+    try:
+        for final, data in (first, second):
+            temp = temp_path(final)
+            claimed.append((claim_temp(temp), temp, final))
+            _fill(claimed[-1][0], data)
+        for _, temp, final in claimed:
+            os.replace(temp, final)
+    except FileNotFoundError:
         raise
+    except BaseException:
+        for fd, temp, _ in claimed:
+            if _is_at(fd, temp):
+                os.unlink(temp)  # we hold its lock: nobody else writes it
+        raise
+    finally:
+        for fd, _, _ in claimed:
+            os.close(fd)
 
 
 def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:

@@ -225,12 +225,36 @@ def test_output_names_never_differ_by_case_alone():
 
 
 def test_an_image_is_never_left_without_its_palette(tmp_path):
-    """When the palette cannot be written, the new image is taken back."""
+    """When the palette cannot be written, the image is not written either."""
     image, palette = tmp_path / "a.png", tmp_path / "a.palette.json"
     palette.mkdir()  # a rename onto a folder fails
     with pytest.raises(OSError):
         write_pair_atomic((image, b"png"), (palette, b"{}"))
     assert not image.exists()
+
+
+def test_a_writer_killed_between_palette_and_image_is_redone(tmp_path):
+    """A killed writer leaves the new palette JSON beside no image, or beside the image of
+    earlier settings: the next run redoes the image; it neither refuses it as a file
+    colorquant did not make nor skips it as up to date."""
+    photo = tmp_path / "in" / "a.png"
+    photo.parent.mkdir()
+    image = Image.new("RGB", (24, 16), (40, 90, 160))
+    for corner, shade in (((0, 0, 12, 8), (200, 40, 30)), ((12, 8, 24, 16), (250, 240, 10))):
+        image.paste(shade, corner)
+    image.save(photo)
+    out, reference = tmp_path / "out", tmp_path / "reference"
+    assert quantize_file(item_for(photo), reference, QuantizeParams(k=3)).status == Status.DONE
+    assert quantize_file(item_for(photo), out, QuantizeParams(k=2)).status == Status.DONE
+    assert (out / "a.png").read_bytes() != (reference / "a.png").read_bytes()
+    # Killed after the k=3 run's JSON landed, before its image did: the k=2 image is stale.
+    shutil.copyfile(reference / "a.palette.json", out / "a.palette.json")
+    assert quantize_file(item_for(photo), out, QuantizeParams(k=3)).status == Status.DONE
+    assert (out / "a.png").read_bytes() == (reference / "a.png").read_bytes()
+    # Killed before a first image landed at all.
+    (out / "a.png").unlink()
+    assert quantize_file(item_for(photo), out, QuantizeParams(k=3)).status == Status.DONE
+    assert (out / "a.png").read_bytes() == (reference / "a.png").read_bytes()
 
 
 def test_a_file_name_that_is_not_utf8_round_trips(tmp_path):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from harness.images import write_generated_images
-from pipeline.chunk_counts import counts_path
+from pipeline.chunk_counts import counts_path, merged_counts_path, read_chunk_counts
 from pipeline.params import QuantizeParams
 from pipeline.settings import SHARED
 from worker.app import make_app
@@ -74,6 +74,10 @@ def test_counts_once_fails_bad_and_killer_images_once_and_fits_once(store, photo
     assert not phases.count_phase_over(job)  # switched once, by the last chunk
 
     assert run_fit(job, broker=url) == {"fitted": 4, "label_chunks": 2}
+    # The chunk files give way to one file of the merged counts, with every counted image.
+    assert not counts_path(out, job, "s0").parent.exists()
+    kept, kept_rows = read_chunk_counts(merged_counts_path(out, job))
+    assert kept.images == 4 and kept_rows == chunks["s0"] + rows_of(names[4:5])
     palette = json.loads((out / "palette.json").read_text())
     assert palette["images"] == 4 and len(palette["colors"]) == 4
     assert phases.shared_colors(job) == [entry["rgb"] for entry in palette["colors"]]

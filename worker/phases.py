@@ -126,8 +126,18 @@ def run_fit(job: str, broker: str | None = None) -> dict:
     if not store_.stage_label(job, chunks) or not store_.enter_label(job, colors):
         return {"skipped": "switched by another fit"}
     send_label_chunks(job, chunks, broker)
+    _keep_merged_counts(settings, merged, chunks)
     log.info("job %s: %d shared colours fitted; %d label chunks", job, len(colors), len(chunks))
     return {"fitted": len(colors), "label_chunks": len(chunks)}
+
+
+def _keep_merged_counts(settings: JobSettings, merged, chunks: dict[str, list]) -> None:
+    """One file of the merged counts in place of the chunk files (pipeline/chunk_counts.py).
+    Only the fit that switched the phase gets here, after the label chunks are out."""
+    from pipeline.chunk_counts import keep_merged_counts
+
+    rows = [row for chunk in sorted(chunks) for row in chunks[chunk]]
+    keep_merged_counts(settings.out, settings.job, merged, rows)
 
 
 def merged_counts(settings: JobSettings, counted: list[str]):

@@ -48,14 +48,12 @@ def merged_counts_of(folder):
 
 
 def stored_counts(out, job):
-    """The merged counts of the chunk files the job's fit read (OUT/.colorquant/JOB/counts)."""
-    from pipeline.chunk_counts import read_chunk_counts
-    from pipeline.counts import merge_counts
+    """The merged counts the job's fit kept (OUT/.colorquant/JOB/merged-counts.npz) and the
+    rows of the images in them; the chunk files they were merged from must be gone."""
+    from pipeline.chunk_counts import COUNTS_DIR, merged_counts_path, read_chunk_counts
 
-    files = sorted((out / ".colorquant" / job / "counts").glob("*.npz"))
-    parts = [read_chunk_counts(path) for path in files]
-    rows = [row for _, chunk_rows in parts for row in chunk_rows]
-    return merge_counts(counts for counts, _ in parts if counts is not None), rows
+    assert not (out / ".colorquant" / job / COUNTS_DIR).exists()
+    return read_chunk_counts(merged_counts_path(out, job))
 
 
 def test_shared_palette_job_survives_a_lost_worker_and_redis_counting_and_a_killed_pool_labelling(
@@ -105,9 +103,9 @@ def test_shared_palette_job_survives_a_lost_worker_and_redis_counting_and_a_kill
     assert counts == {
         "state": "done", "phase": "label", "counted": IMAGES, "total": IMAGES, "done": IMAGES,
         "failed": 0,
-    }  # fmt: skip
+    }, shown["failures"]  # fmt: skip
 
-    # Exact counts: the chunk files hold every image once, and their sum is the test's own.
+    # Exact counts: the kept counts hold every image once, and equal the test's own.
     merged, rows = stored_counts(out, job)
     assert sorted(row[2] for row in rows) == sorted(
         path.relative_to(photos).as_posix() for path in photos.rglob("*.png")
