@@ -297,8 +297,9 @@ def render_targets(data: dict) -> list[str]:
         if steady and "seed" in steady:
             ratio = steady["colorquant"] / steady["seed"]
             lines.append(
-                f"| steady-state time per photo ≤ {STEADY_RATIO_TARGET}× the seed's | {k} | "
-                f"{ratio:.2f}× ({ms(steady['colorquant'])} vs {ms(steady['seed'])} ms) | "
+                f"| steady-state time per photo ≤ {STEADY_RATIO_TARGET}× the seed's "
+                f"(measured {data['measured_at'][:10]}; later figures: the quality section below) "
+                f"| {k} | {ratio:.2f}× ({ms(steady['colorquant'])} vs {ms(steady['seed'])} ms) | "
                 f"{'yes' if ratio <= STEADY_RATIO_TARGET else 'no'} |"
             )
         mix = data["mix"][str(k)]
