@@ -12,7 +12,7 @@
 - label: ordinary chunks (worker/execute.py) with the fitted palette as a fixed palette
   (worker/shared_palette.py), counted by the ordinary ledger.
 
-Runs in a pool process (the fit runs scikit-learn).
+Runs in a pool process (the fit runs the compiled k-means loops, pipeline/lloyd.py).
 """
 
 import logging

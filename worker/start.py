@@ -1,8 +1,9 @@
 """``colorquant worker``: a Celery prefork worker with the project's settings.
 
 Thread limits go into the environment before anything imports numpy, so every pool process
-runs one BLAS/OpenMP thread; the parent never imports scikit-learn (it forks the pool), and each
-pool process warms up in ``worker_process_init`` (see worker/tasks.py).
+runs one BLAS/OpenMP thread; the parent never imports numpy's, numba's or scikit-learn's threaded
+runtimes (it forks the pool), and each pool process warms up in ``worker_process_init`` (see
+worker/tasks.py).
 """
 
 import os

@@ -10,7 +10,7 @@ A job is taken as stalled only when the broker holds no message at all (queue an
 both empty: nothing is queued, reserved or running anywhere) while the job, sealed and neither
 finished nor cancelled, has had no progress for STALL_S. Then its ledger is re-sent. Each worker's
 main process runs the sweep on a timer; a short Redis lock lets one of them act per round. It
-uses Redis and Celery only: the main process forks the pool and never loads scikit-learn.
+uses Redis and Celery only: the main process forks the pool and never loads the quantizer.
 """
 
 import logging

@@ -33,13 +33,13 @@ logging.getLogger("celery.app.trace").addFilter(QuietCancelledChunks())
 
 @worker_process_init.connect
 def _warm_up_pool_process(**_):
-    """Each pool process imports scikit-learn before its first task (never the parent, which
-    forks: GNU OpenMP is not fork-safe)."""
+    """Each pool process loads the quantizer and its compiled loops before its first task
+    (never the parent, which forks: GNU OpenMP is not fork-safe)."""
     from pipeline.threads import limit_threads_now, warm_up
 
     limit_threads_now()
     warm_up()
-    log.info("pool process %d warmed up: scikit-learn loaded, one BLAS/OpenMP thread", os.getpid())
+    log.info("pool process %d warmed up: quantizer loaded, one BLAS/OpenMP thread", os.getpid())
 
 
 @app.task(

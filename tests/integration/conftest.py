@@ -2,8 +2,8 @@
 loopback port and real ``colorquant worker`` processes. No fakes, no eager mode.
 
 One redis-server and one pair of workers serve the whole session, because a worker takes a few
-seconds to start (each pool process imports scikit-learn). Every test uses its own job and
-folders, so they do not interfere.
+seconds to start (each pool process loads the quantizer's compiled loops). Every test uses its
+own job and folders, so they do not interfere.
 """
 
 import shutil
