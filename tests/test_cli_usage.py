@@ -13,6 +13,7 @@ FLAG_ERRORS = [
     (["-k", "many"], "-k/--colors must be a whole number"),
     (["-j", "0"], "-j/--jobs must be a whole number, 1 or more"),
     (["--seed", "-1"], "--seed must be a whole number from 0 to"),
+    (["--dither", "2"], "--dither must be a number from 0.0 to 1.0"),
     (["--bogus"], "unknown option --bogus"),
     (["--seed"], "--seed needs a value"),
     (["--sample", "lots"], "--sample"),
