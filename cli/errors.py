@@ -88,8 +88,9 @@ def _value_name(param) -> str:
 def _rule(param) -> str:
     """What a value of ``param`` must be, said from its declaration."""
     low, high = getattr(param, "min", None), getattr(param, "max", None)
+    kind = "a number" if isinstance(low, float) or isinstance(high, float) else "a whole number"
     if low is not None and high is not None:
-        return f"must be a whole number from {low} to {high}"
+        return f"must be {kind} from {low} to {high}"
     if low is not None:
-        return f"must be a whole number, {low} or more"
+        return f"must be {kind}, {low} or more"
     return f"does not accept that value (see --help: {param.metavar or param.name})"

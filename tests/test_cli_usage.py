@@ -13,6 +13,7 @@ FLAG_ERRORS = [
     (["-k", "many"], "-k/--colors must be a whole number"),
     (["-j", "0"], "-j/--jobs must be a whole number, 1 or more"),
     (["--seed", "-1"], "--seed must be a whole number from 0 to"),
+    (["--dither", "2"], "--dither must be a number from 0.0 to 1.0"),
     (["--bogus"], "unknown option --bogus"),
     (["--seed"], "--seed needs a value"),
     (["--sample", "lots"], "--sample"),
@@ -69,6 +70,17 @@ def test_help_speaks_plainly(command):
     completed = run_cli(*command.split(), "--help")
     assert completed.returncode == 0, completed.stderr
     assert not JARGON.search(completed.stdout), JARGON.search(completed.stdout).group(0)
+
+
+def test_the_command_list_wraps_summaries_only_at_the_terminal_width():
+    """A summary's docstring line breaks must not break it mid-sentence in the command list:
+    at 70 columns the report's summary, whose docstring breaks after "palette,", flows on."""
+    listed = run_cli("--help", env={"COLUMNS": "70"}).stdout
+    report_lines = listed[listed.index("│ report") :].split("│ exporter")[0].splitlines()
+    assert len(report_lines) >= 2
+    for line in report_lines[:-1]:  # each line but the last is filled to the width
+        words = line.strip("│ ").split()
+        assert len(line.strip("│ ")) > 70 - 30, (line, words)
 
 
 def test_run_help_shows_defaults_and_the_accepted_extensions():
