@@ -127,3 +127,17 @@ def test_a_folder_without_images_says_what_it_held(tmp_path):
         assert "no images in" in message and "2 files ignored" in message
         assert ".heix ×1" in message and ".txt ×1" in message and ".jpg" in message
     assert not out.exists()
+
+
+def test_job_errors_leaves_an_encoding_bug_to_the_top_level_handler():
+    """A bad setting (ValueError) is a one-line usage error; a UnicodeError is a bug and must
+    not pass for one (it reaches main(), named by type, traceback under COLORQUANT_DEBUG)."""
+    import typer
+
+    from cli.errors import EXIT_USAGE, job_errors
+
+    with pytest.raises(typer.Exit) as stopped, job_errors():
+        raise ValueError("job x was cancelled; submit the folder again instead")
+    assert stopped.value.exit_code == EXIT_USAGE
+    with pytest.raises(UnicodeEncodeError), job_errors():
+        "caf\udce9".encode()
