@@ -1,5 +1,6 @@
 """The Typer app: every command a person types, each a few lines handing over to ``cli.actions``."""
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -239,6 +240,18 @@ def exporter(
     """Serve Prometheus metrics at http://HOST:PORT/metrics: per job the images done, failed,
     skipped and pending, the rate and the state; the queue depth; the workers alive."""
     raise typer.Exit(observe.serve_exporter(port, host, broker))
+
+
+def _one_line_summaries() -> None:
+    """Give each command its summary for the command list: the first paragraph of its
+    docstring on one line. Typer's rich help keeps a docstring's line breaks there, which
+    broke summaries mid-sentence at any terminal width."""
+    for info in app.registered_commands:
+        first_paragraph = (inspect.getdoc(info.callback) or "").split("\n\n")[0]
+        info.short_help = info.short_help or " ".join(first_paragraph.split())
+
+
+_one_line_summaries()
 
 
 def main() -> None:

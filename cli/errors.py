@@ -1,5 +1,7 @@
 """Exit codes and the one-line ``error: ...`` convention every command follows."""
 
+import json
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,6 +32,12 @@ def usage_error(message: str) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+#: ValueErrors that are never a person's mistake but a bug (an encoding slip, a corrupt
+#: record): they reach main()'s handler, named by type and with a traceback under
+#: COLORQUANT_DEBUG, rather than passing for a usage error.
+INTERNAL_VALUE_ERRORS = (UnicodeError, json.JSONDecodeError)
+
+
 class job_errors:
     """Turn an unreachable broker, an unknown job or a bad setting into one line and exit 2."""
 
@@ -40,6 +48,8 @@ class job_errors:
         from worker.client import UnknownJob
         from worker.jobs import BrokerUnreachable
 
+        if isinstance(exc, INTERNAL_VALUE_ERRORS):
+            return False
         if isinstance(exc, BrokerUnreachable | ValueError):
             raise usage_error(str(exc)) from None
         if isinstance(exc, UnknownJob):
@@ -78,8 +88,9 @@ def _value_name(param) -> str:
 def _rule(param) -> str:
     """What a value of ``param`` must be, said from its declaration."""
     low, high = getattr(param, "min", None), getattr(param, "max", None)
+    kind = "a number" if isinstance(low, float) or isinstance(high, float) else "a whole number"
     if low is not None and high is not None:
-        return f"must be a whole number from {low} to {high}"
+        return f"must be {kind} from {low} to {high}"
     if low is not None:
-        return f"must be a whole number, {low} or more"
+        return f"must be {kind}, {low} or more"
     return f"does not accept that value (see --help: {param.metavar or param.name})"

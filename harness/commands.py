@@ -24,11 +24,13 @@ def clean_env(extra: dict | None = None) -> dict:
 
 
 def run_colorquant(*args, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``colorquant ARGS`` with exactly ``env``, capturing its output as text."""
+    """Run ``colorquant ARGS`` with exactly ``env``, capturing its output as text (a file name
+    that is not UTF-8 is printed as its bytes, and read back with the same lone surrogates)."""
     return subprocess.run(
         [*colorquant_command(), *map(str, args)],
         capture_output=True,
         text=True,
+        errors="surrogateescape",
         env=env,
         timeout=timeout,
         cwd=REPO,

@@ -235,8 +235,26 @@ def _refused_output(
     for path in paths:
         if same_file(path, item.path):
             return f"the output {path} is this image itself; not replaced"
-    foreign = None if overwrite else foreign_output(paths, previous, output)
-    return not_ours_reason(foreign) if foreign else None
+    if overwrite:
+        return None
+    foreign = foreign_output(paths, previous, output)
+    if foreign:
+        return not_ours_reason(foreign)
+    return _another_inputs_reason(item, previous, output)
+
+
+def _another_inputs_reason(item: InputItem, previous: dict | None, output: str) -> str | None:
+    """Why an output must not be replaced: it is the result of another input (an earlier run
+    over another folder into the same OUT), which a person would lose without a word."""
+    if not is_palette_of(previous, output):
+        return None
+    earlier = previous.get("source")
+    if not isinstance(earlier, str) or earlier == item.source:
+        return None
+    return (
+        f"{output} is the result of another input, {earlier!r}, from an earlier run; "
+        "not replaced without --overwrite"
+    )
 
 
 def _same_work(

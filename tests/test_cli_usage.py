@@ -13,6 +13,7 @@ FLAG_ERRORS = [
     (["-k", "many"], "-k/--colors must be a whole number"),
     (["-j", "0"], "-j/--jobs must be a whole number, 1 or more"),
     (["--seed", "-1"], "--seed must be a whole number from 0 to"),
+    (["--dither", "2"], "--dither must be a number from 0.0 to 1.0"),
     (["--bogus"], "unknown option --bogus"),
     (["--seed"], "--seed needs a value"),
     (["--sample", "lots"], "--sample"),
@@ -71,6 +72,17 @@ def test_help_speaks_plainly(command):
     assert not JARGON.search(completed.stdout), JARGON.search(completed.stdout).group(0)
 
 
+def test_the_command_list_wraps_summaries_only_at_the_terminal_width():
+    """A summary's docstring line breaks must not break it mid-sentence in the command list:
+    at 70 columns the report's summary, whose docstring breaks after "palette,", flows on."""
+    listed = run_cli("--help", env={"COLUMNS": "70"}).stdout
+    report_lines = listed[listed.index("│ report") :].split("│ exporter")[0].splitlines()
+    assert len(report_lines) >= 2
+    for line in report_lines[:-1]:  # each line but the last is filled to the width
+        words = line.strip("│ ").split()
+        assert len(line.strip("│ ")) > 70 - 30, (line, words)
+
+
 def test_run_help_shows_defaults_and_the_accepted_extensions():
     shown = " ".join(run_cli("run", "--help").stdout.split())
     assert "[default: all cores]" in shown
@@ -115,3 +127,17 @@ def test_a_folder_without_images_says_what_it_held(tmp_path):
         assert "no images in" in message and "2 files ignored" in message
         assert ".heix ×1" in message and ".txt ×1" in message and ".jpg" in message
     assert not out.exists()
+
+
+def test_job_errors_leaves_an_encoding_bug_to_the_top_level_handler():
+    """A bad setting (ValueError) is a one-line usage error; a UnicodeError is a bug and must
+    not pass for one (it reaches main(), named by type, traceback under COLORQUANT_DEBUG)."""
+    import typer
+
+    from cli.errors import EXIT_USAGE, job_errors
+
+    with pytest.raises(typer.Exit) as stopped, job_errors():
+        raise ValueError("job x was cancelled; submit the folder again instead")
+    assert stopped.value.exit_code == EXIT_USAGE
+    with pytest.raises(UnicodeEncodeError), job_errors():
+        "caf\udce9".encode()

@@ -233,6 +233,24 @@ def test_an_image_is_never_left_without_its_palette(tmp_path):
     assert not image.exists()
 
 
+def test_another_inputs_result_is_not_replaced_without_overwrite(tmp_path):
+    """Two folders run into one OUT: a.jpg's result (a.png) is not silently replaced by the
+    result of the other folder's a.png; --overwrite replaces it."""
+    first, second = tmp_path / "first" / "a.jpg", tmp_path / "second" / "a.png"
+    for photo, shade in ((first, 40), (second, 200)):
+        photo.parent.mkdir()
+        Image.new("RGB", (8, 6), (shade, 90, 160)).save(photo)
+    out = tmp_path / "out"
+    item = InputItem(str(first.parent), first.name, first.name, "a.png")
+    assert quantize_file(item, out, QuantizeParams(k=4)).status == Status.DONE
+    kept = (out / "a.png").read_bytes()
+    refused = quantize_file(item_for(second), out, QuantizeParams(k=4))
+    assert refused.status == Status.FAILED and "result of another input, 'a.jpg'" in refused.error
+    assert (out / "a.png").read_bytes() == kept
+    replaced = quantize_file(item_for(second), out, QuantizeParams(k=4), overwrite=True)
+    assert replaced.status == Status.DONE and (out / "a.png").read_bytes() != kept
+
+
 def test_a_writer_killed_between_palette_and_image_is_redone(tmp_path):
     """A killed writer leaves the new palette JSON beside no image, or beside the image of
     earlier settings: the next run redoes the image; it neither refuses it as a file

@@ -47,6 +47,11 @@ from worker.settings import CONNECT_TIMEOUT_S, FAILURES_SHOWN, SUBMIT_LEASE_S, m
 JOBS_INDEX = "colorquant:jobs"
 ACTIVE_JOBS = "colorquant:active"
 
+#: How the Redis client turns str to bytes and back: a file name that is not valid UTF-8 holds
+#: lone surrogates once decoded (os.fsdecode), and surrogateescape carries its exact bytes into
+#: Redis (ledger fields, failure records, chunk rows) and back to the same str.
+ENCODING_ERRORS = "surrogateescape"
+
 #: Deliveries of one image that began and never finished before it counts as failed: an image
 #: that crashes its worker process (segfault, OOM kill) must not loop forever.
 MAX_UNFINISHED_DELIVERIES = 3
@@ -155,6 +160,7 @@ class JobStore:
             socket_timeout=socket_timeout,
             health_check_interval=30,
             decode_responses=True,
+            encoding_errors=ENCODING_ERRORS,
         )
         self._begin = self.redis.register_script(BEGIN_ITEM)
         self._record = self.redis.register_script(RECORD_ITEM)
