@@ -328,7 +328,7 @@ def compare_image(
     image: Path, out: Path, k: int, seed: int, overwrite: bool = False, as_json: bool = False
 ) -> int:
     """``compare``: the four-panel figure for one image; its numbers on stdout with --json."""
-    from pipeline.threads import limit_threads_env
+    from pipeline.threads import limit_threads_env, warm_up
 
     limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
     from pipeline.compare import comparison_figure, figure_format
@@ -349,6 +349,7 @@ def compare_image(
         return EXIT_SOME_FAILED
     except ValueError as exc:
         raise usage_error(str(exc)) from None
+    warm_up()  # the compiled loops, compiled first if this machine has none (one line says so)
     try:
         shown = comparison_figure(image, out, k, seed)
     except ImageRejected as exc:

@@ -219,9 +219,16 @@ def plan_thumbnails(inputs: ReportInputs, thumbs: Path, by_job: dict) -> list[Th
 
 
 def href(target: Path | str, page: Path) -> str:
-    """A relative URL from the page to ``target``."""
+    """A relative URL from the page to ``target``: its bytes percent-encoded, so a file name
+    that is not UTF-8 (lone surrogates once decoded) still links to that very file."""
     relative = os.path.relpath(os.path.abspath(target), os.path.abspath(page.parent))
-    return quote(Path(relative).as_posix())
+    return quote(os.fsencode(Path(relative).as_posix()))
+
+
+def readable(name: str) -> str:
+    """A file name as the page shows it: valid UTF-8 as is, any other byte as ``\\xe9``
+    (a lone surrogate cannot be written into the UTF-8 page)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def page_rows(inputs: ReportInputs, page: Path, made: dict[str, bool]) -> list[dict]:
@@ -232,7 +239,7 @@ def page_rows(inputs: ReportInputs, page: Path, made: dict[str, bool]) -> list[d
 
     return [
         {
-            "s": row["source"],
+            "s": readable(row["source"]),
             "o": href(inputs.out / row["output"], page),
             "k": row["k"],
             "p": row["psnr"],
@@ -254,8 +261,10 @@ def render_page(inputs: ReportInputs, page: Path, made: dict[str, bool]) -> str:
     data = {"rows": rows, "ssim2": has_ssim2, "sort": "q" if has_ssim2 else "p", "page": PAGE_ROWS}
     template = resources.files("pipeline").joinpath(TEMPLATE).read_text(encoding="utf-8")
     fills = {
-        "title": html.escape(f"colorquant report: {inputs.out.resolve().name or inputs.out}"),
-        "heading": html.escape(str(inputs.out)),
+        "title": html.escape(
+            readable(f"colorquant report: {inputs.out.resolve().name or inputs.out}")
+        ),
+        "heading": html.escape(readable(str(inputs.out))),
         "totals": render_totals(inputs),
         "chart": quality_chart(inputs.rows, "ssim2" if has_ssim2 else "psnr"),
         "failures": render_failures(inputs.failures),
@@ -357,7 +366,8 @@ def render_failures(failures: dict[str, dict]) -> str:
     if not failures:
         return '<p class="none">No failures.</p>'
     items = "".join(
-        f"<tr><td>{html.escape(source)}</td><td>{html.escape(str(failure.get('error')))}</td></tr>"
+        f"<tr><td>{html.escape(readable(source))}</td>"
+        f"<td>{html.escape(readable(str(failure.get('error'))))}</td></tr>"
         for source, failure in list(failures.items())[:FAILURES_LISTED]
     )
     more = len(failures) - FAILURES_LISTED

@@ -172,3 +172,25 @@ def test_ssimulacra2_when_measured_gets_a_column_and_leads_the_sort(tmp_path):
     assert scores == {"a.jpg": 72.5, "b.jpg": 80.1, "c.jpg": None}
     assert all(row["tr"] and row["to"] is None for row in data["rows"])  # no record: no originals
     assert "SSIMULACRA2: 2 images" in Path(summary["page"]).read_text()
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_working_link_and_readable_text(tmp_path):
+    """``caf\\xe9.png`` (Latin-1 bytes): the page is written, each link percent-encodes the
+    file's bytes so a browser opens that very file, and the name reads ``caf\\xe9.png``."""
+    from urllib.parse import unquote_to_bytes
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    Image.new("RGB", (24, 16), (40, 90, 160)).save(folder / os.fsdecode(b"caf\xe9.png"))
+    (folder / os.fsdecode(b"bro\xefen.png")).write_bytes(b"not a PNG")
+    assert run_cli("run", folder, "-o", out, "-k", "4").returncode == 1
+    completed = run_cli("report", out)
+    assert completed.returncode == 0, completed.stderr
+    page = out / "report.html"
+    (row,) = page_data(page)["rows"]
+    assert unquote_to_bytes(row["o"]) == b"caf\xe9.png"
+    for link in (row["o"], row["to"], row["tr"]):
+        assert (out / os.fsdecode(unquote_to_bytes(link))).is_file(), link
+    assert row["s"] == "caf\\xe9.png"
+    failures = page.read_text(encoding="utf-8").split('<table id="failures">')[1]
+    assert "bro\\xefen.png" in failures
