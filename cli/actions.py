@@ -260,8 +260,18 @@ def follow_job(job: str, broker: str | None) -> dict:
     try:
         return follow(read_status, broker=broker)
     except KeyboardInterrupt:
-        print_interrupted_watch(job)
+        print_interrupted_watch(job, _workers_or_none(broker), broker)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _workers_or_none(broker: str | None) -> int | None:
+    """How many workers are alive, or None when the broker cannot tell right now."""
+    from worker.client import workers_alive
+
+    try:
+        return workers_alive(broker)
+    except Exception:  # an interrupted command must still exit cleanly
+        return None
 
 
 def job_exit_code(document: dict) -> int:
@@ -331,7 +341,7 @@ def compare_image(
     image: Path, out: Path, k: int, seed: int, overwrite: bool = False, as_json: bool = False
 ) -> int:
     """``compare``: the four-panel figure for one image; its numbers on stdout with --json."""
-    from pipeline.threads import limit_threads_env
+    from pipeline.threads import limit_threads_env, warm_up
 
     limit_threads_env()  # before numpy loads: one BLAS/OpenMP thread, as in every worker
     from pipeline.compare import comparison_figure, figure_format
@@ -352,6 +362,7 @@ def compare_image(
         return EXIT_SOME_FAILED
     except ValueError as exc:
         raise usage_error(str(exc)) from None
+    warm_up()  # the compiled loops, compiled first if this machine has none (one line says so)
     try:
         shown = comparison_figure(image, out, k, seed)
     except ImageRejected as exc:

@@ -36,12 +36,15 @@ def warm_up() -> None:
     """Import the quantizer and load its compiled loops (histogram, k-means steps, dithering)
     now, so the first image does not pay for them. scikit-learn is left to the seed's ``--sample``
     fit and the random codebook, which import it on first use: the default fit does not need
-    it, and importing it costs a process about 100 MB of memory."""
+    it, and importing it costs a process about 100 MB of memory.
+
+    On a machine whose cache is cold, one process compiles while the others wait for it
+    (:mod:`pipeline.first_compile`)."""
     import pipeline.binning
     import pipeline.dither
     import pipeline.lloyd
     import pipeline.quantize  # noqa: F401
+    from pipeline.first_compile import load_or_compile
 
-    pipeline.binning.warm_up()
-    pipeline.lloyd.warm_up()
-    pipeline.dither.warm_up()
+    modules = (pipeline.binning, pipeline.lloyd, pipeline.dither)
+    load_or_compile(modules, lambda: [module.warm_up() for module in modules])

@@ -48,7 +48,7 @@ def test_status_says_no_worker_is_running_and_how_to_start_one(queued_job, lonel
     assert "start one with: colorquant worker" in shown.stdout + shown.stderr
 
 
-def test_ctrl_c_in_watch_says_the_job_goes_on(queued_job, lonely_env):
+def test_ctrl_c_in_watch_says_the_job_waits_for_a_worker(queued_job, lonely_env):
     watching = subprocess.Popen(
         [*colorquant_command(), "watch", queued_job],
         env=lonely_env,
@@ -64,7 +64,7 @@ def test_ctrl_c_in_watch_says_the_job_goes_on(queued_job, lonely_env):
     finally:
         watching.kill()
     assert watching.returncode == 130
-    assert f"job {queued_job} goes on" in rest
+    assert f"job {queued_job} waits in the queue" in rest and NO_WORKER in rest  # none runs
     assert f"colorquant watch {queued_job}" in rest and f"colorquant cancel {queued_job}" in rest
     assert "Traceback" not in rest
 
