@@ -324,6 +324,9 @@ def retry_job(job: str, broker: str | None) -> int:
 
     with job_errors():
         receipt = retry(job, broker)
+    if not receipt["retried"] and not receipt.get("not_retried"):
+        err.print(f"job {job} has no failed images to retry")
+        return EXIT_OK
     message = f"job {job}: {plural(receipt['retried'])} queued again"
     if receipt.get("not_retried"):
         message += (

@@ -117,3 +117,18 @@ def test_a_failed_image_is_a_warning_in_the_worker_log(cluster, tmp_path):
         "the failure in a worker log",
     )
     assert len(logs) == 1 and "WARNING" in logs[0]
+
+
+@pytest.mark.slow
+def test_retry_of_a_job_with_no_failures_says_so_and_changes_nothing(cluster, tmp_path):
+    write_generated_images(tmp_path / "in", 1)
+    done = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", "--wait", "--json")
+    job = json.loads(done.stdout)["job"]
+    before = cluster.status(job)
+    retried = cluster.cli("retry", job)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stderr.strip() == f"job {job} has no failed images to retry"
+    after = cluster.status(job)
+    assert {key: after[key] for key in ("state", "done", "failed", "elapsed_s")} == {
+        key: before[key] for key in ("state", "done", "failed", "elapsed_s")
+    }
