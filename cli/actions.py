@@ -260,8 +260,18 @@ def follow_job(job: str, broker: str | None) -> dict:
     try:
         return follow(read_status, broker=broker)
     except KeyboardInterrupt:
-        print_interrupted_watch(job)
+        print_interrupted_watch(job, _workers_or_none(broker), broker)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _workers_or_none(broker: str | None) -> int | None:
+    """How many workers are alive, or None when the broker cannot tell right now."""
+    from worker.client import workers_alive
+
+    try:
+        return workers_alive(broker)
+    except Exception:  # an interrupted command must still exit cleanly
+        return None
 
 
 def job_exit_code(document: dict) -> int:
@@ -314,6 +324,9 @@ def retry_job(job: str, broker: str | None) -> int:
 
     with job_errors():
         receipt = retry(job, broker)
+    if not receipt["retried"] and not receipt.get("not_retried"):
+        err.print(f"job {job} has no failed images to retry")
+        return EXIT_OK
     message = f"job {job}: {plural(receipt['retried'])} queued again"
     if receipt.get("not_retried"):
         message += (

@@ -143,12 +143,15 @@ def print_job_id(receipt: dict) -> None:
     err.print(f"job {job}: {plural(receipt['total'])} queued; follow with: colorquant watch {job}")
 
 
-def print_interrupted_watch(job: str) -> None:
-    """Ctrl-C stops the watching, not the job."""
+def print_interrupted_watch(job: str, workers: int | None = None, broker: str | None = None):
+    """Ctrl-C stops the watching, not the job; with no worker alive, the job only waits."""
+    goes_on = "waits in the queue" if workers == 0 else "goes on in the workers"
     err.print(
-        f"stopped watching; job {job} goes on in the workers. Watch it again with: "
+        f"stopped watching; job {job} {goes_on}. Watch it again with: "
         f"colorquant watch {job}; stop it with: colorquant cancel {job}"
     )
+    if workers == 0:
+        err.print(no_worker_warning(broker))
 
 
 def print_batch_report(report: dict, out: Path) -> None:

@@ -22,7 +22,7 @@ from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, s
 from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
 from pipeline.save import json_bytes, write_atomic, write_pair_atomic
-from pipeline.settings import SHARED_PALETTE_NAME
+from pipeline.settings import EXPORT_FORMATS, SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -107,6 +107,7 @@ def settled_result(
     if missing and not overwrite:  # the image is current: only the new exports are due
         try:
             _write_exports(files, document_colors(previous), missing)
+            _note_exports(files, previous, missing)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # redo the image, which writes every file
         return _result_from_palette(item, previous, Status.DONE)
@@ -156,6 +157,14 @@ def _quantize_and_save(item, files: OutputFiles, params, job, digest=None) -> Fi
     write_pair_atomic((files.image, encoded), (files.palette, palette))
     _write_exports(files, result.colors, files.kinds)
     return _result_from_palette(item, document, Status.DONE)
+
+
+def _note_exports(files: OutputFiles, document: dict, added) -> None:
+    """Rewrite an image's palette JSON so its ``exports`` lists the palette files beside it,
+    the ones just added to an up-to-date image included."""
+    listed = set(document.get("exports") or ()) | set(added)
+    document["exports"] = [kind for kind in EXPORT_FORMATS if kind in listed]
+    write_atomic(files.palette, json_bytes(document))
 
 
 def _write_exports(files: OutputFiles, colors, kinds) -> None:

@@ -81,6 +81,7 @@ def test_a_rerun_with_new_exports_writes_them_and_leaves_the_images(tmp_path):
     gpl = (out / "set0" / "photo0000.gpl").read_text()
     assert gpl.startswith("GIMP Palette") and len(gpl.splitlines()) == 3 + len(document["colors"])
     assert (out / "set0" / "photo0000.css").is_file()
+    assert document["exports"] == ["gpl", "css"]  # the JSON lists the files beside it
     assert run_json(photos, "-o", out, "-k", "8", "--export", "gpl,css")["skipped"] == 4
 
 

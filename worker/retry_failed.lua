@@ -19,14 +19,14 @@ for _, source in ipairs(sources) do
   redis.call('HSET', KEYS[2], source, 'retrying')
   redis.call('HDEL', KEYS[4], source)
 end
+-- Nothing failed: nothing changes. (Lua's -#sources would be -0 here, written "-0", which
+-- HINCRBY refuses as not an integer.)
+if #sources == 0 then return records end
 redis.call('DEL', KEYS[3])
 redis.call('HINCRBY', KEYS[1], 'failed', -#sources)
 redis.call('HINCRBY', KEYS[1], 'retrying', #sources)
-if #sources > 0 then
-  -- The rate of a retried job is measured from here, over the retried images only.
-  redis.call('HDEL', KEYS[1], 'finished_at')
-  redis.call('HSET', KEYS[1], 'retried_at', ARGV[1], 'retried', #sources)
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+-- The rate of a retried job is measured from here, over the retried images only.
+redis.call('HDEL', KEYS[1], 'finished_at')
+redis.call('HSET', KEYS[1], 'retried_at', ARGV[1], 'retried', #sources, 'updated_at', ARGV[1])
 keep(KEYS, KEYS[1], ARGV[2])
 return records

@@ -48,7 +48,7 @@ def test_status_says_no_worker_is_running_and_how_to_start_one(queued_job, lonel
     assert "start one with: colorquant worker" in shown.stdout + shown.stderr
 
 
-def test_ctrl_c_in_watch_says_the_job_goes_on(queued_job, lonely_env):
+def test_ctrl_c_in_watch_says_the_job_waits_for_a_worker(queued_job, lonely_env):
     watching = subprocess.Popen(
         [*colorquant_command(), "watch", queued_job],
         env=lonely_env,
@@ -64,7 +64,7 @@ def test_ctrl_c_in_watch_says_the_job_goes_on(queued_job, lonely_env):
     finally:
         watching.kill()
     assert watching.returncode == 130
-    assert f"job {queued_job} goes on" in rest
+    assert f"job {queued_job} waits in the queue" in rest and NO_WORKER in rest  # none runs
     assert f"colorquant watch {queued_job}" in rest and f"colorquant cancel {queued_job}" in rest
     assert "Traceback" not in rest
 
@@ -117,3 +117,18 @@ def test_a_failed_image_is_a_warning_in_the_worker_log(cluster, tmp_path):
         "the failure in a worker log",
     )
     assert len(logs) == 1 and "WARNING" in logs[0]
+
+
+@pytest.mark.slow
+def test_retry_of_a_job_with_no_failures_says_so_and_changes_nothing(cluster, tmp_path):
+    write_generated_images(tmp_path / "in", 1)
+    done = cluster.cli("submit", tmp_path / "in", "-o", tmp_path / "out", "--wait", "--json")
+    job = json.loads(done.stdout)["job"]
+    before = cluster.status(job)
+    retried = cluster.cli("retry", job)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stderr.strip() == f"job {job} has no failed images to retry"
+    after = cluster.status(job)
+    assert {key: after[key] for key in ("state", "done", "failed", "elapsed_s")} == {
+        key: before[key] for key in ("state", "done", "failed", "elapsed_s")
+    }
