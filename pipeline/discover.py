@@ -15,6 +15,9 @@ from pipeline.settings import IMAGE_EXTENSIONS, PALETTE_SUFFIX
 
 OUTSIDE_LINK = "symlink points outside the input tree; not read"
 NOT_REGULAR = "not a regular file"
+
+#: Reason a link whose target does not exist (deleted, or on an unmounted disk) fails.
+BROKEN_LINK = "a broken link: its target does not exist"
 NOT_AN_IMAGE_NAME = "not an image file name (see the accepted extensions in --help)"
 
 
@@ -178,7 +181,7 @@ class InputWalk:
             if not is_image_name(path.name):
                 error = NOT_AN_IMAGE_NAME  # named on purpose, so say why nothing came of it
             else:
-                error = None if path.resolve().is_file() else NOT_REGULAR
+                error = None if path.resolve().is_file() else _not_a_file_reason(path)
             yield InputItem(str(path.parent), path.name, source, output, error)
 
     def _walk_folder(self, root: InputRoot) -> Iterator[InputItem]:
@@ -256,7 +259,7 @@ class InputWalk:
                 self._ignore(entry.name)
                 continue
             if not entry.is_file():
-                error = NOT_REGULAR
+                error = BROKEN_LINK if _is_broken_link(entry.path) else NOT_REGULAR
             images.append((entry.name, error))
         return images, subfolders
 
@@ -267,6 +270,14 @@ class InputWalk:
         source = f"{root.prefix}/{rel}" if root.prefix else rel
         output = f"{root.prefix}/{out_rel}" if root.prefix else out_rel
         return InputItem(str(root.path), rel, source, output, error)
+
+
+def _is_broken_link(path) -> bool:
+    return os.path.islink(path) and not os.path.exists(path)
+
+
+def _not_a_file_reason(path: Path) -> str:
+    return BROKEN_LINK if _is_broken_link(path) else NOT_REGULAR
 
 
 def describe_ignored(kinds: Counter) -> str:

@@ -301,7 +301,8 @@ def _feed(strip, last, packed, rows, scratch, err, received, table, palette, gri
     width = packed.shape[1]
     for top in range(0, strip.shape[0], width):
         y = received[0]
-        packed[y % 3, :] = strip[top : top + width]
+        for x in range(width):  # not a slice assignment: its shape checks compile for seconds
+            packed[y % 3, x] = strip[top + x]
         _convert(packed[y % 3], has_alpha, lut, m1, m2, oklab, lms, bits, rows[y % 3])
         received[0] = y + 1
         if y >= 1:

@@ -55,11 +55,16 @@ def _neighbours(centres, order, gaps, half):
     distances; and half the distance to its nearest other centre, within which a point
     cannot be nearer to any other centre."""
     k = centres.shape[0]
+    row = np.empty(k)
     for a in range(k):
         for b in range(k):
-            gaps[a, b] = np.sqrt(_squared(centres, a, centres, b))
-        order[a] = np.argsort(gaps[a], kind="mergesort")
-        gaps[a] = gaps[a][order[a]]
+            row[b] = np.sqrt(_squared(centres, a, centres, b))
+        # Element by element: a whole-row assignment or a fancy index compiles numba's shape
+        # checks and their error messages, seconds of a cold start for nothing.
+        ranked = np.argsort(row, kind="mergesort")
+        for b in range(k):
+            order[a, b] = ranked[b]
+            gaps[a, b] = row[ranked[b]]
         half[a] = 0.5 * gaps[a, 1] if k > 1 else np.inf
 
 
@@ -84,7 +89,7 @@ def lloyd(points, weights, centres, iterations, tol, relax):
     gaps = np.empty((k, k))
     half = np.empty(k)
     _neighbours(centres, order, gaps, half)
-    best = 0
+    best = np.int64(0)  # not the literal 0: that would compile the search a second time
     for i in range(n):
         # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
         best, upper[i], lower[i] = _nearest_and_bound(points, i, centres, best, order, gaps)
@@ -144,6 +149,13 @@ def weighted_lloyd(points, weights, centres, iterations: int, tol: float, relax:
     )
 
 
+@njit(cache=True, inline="always")
+def _copy(source, target):
+    """``target[:] = source`` without numba's shape checks, which take seconds to compile."""
+    for i in range(source.shape[0]):
+        target[i] = source[i]
+
+
 @njit(cache=True)
 def _seed(points, weights, k, trials, draws, centres):
     """Greedy k-means++ (as scikit-learn's ``kmeans_plusplus``): the first centre drawn with
@@ -156,7 +168,7 @@ def _seed(points, weights, k, trials, draws, centres):
     closest = np.empty(n)
     for i in range(n):
         closest[i] = _squared(points, i, points, first)
-    centres[0] = points[first]
+    _copy(points[first], centres[0])
     candidate_closest = np.empty(n)
     best_closest = np.empty(n)
     used = 1
@@ -176,9 +188,9 @@ def _seed(points, weights, k, trials, draws, centres):
                 potential += weights[i] * candidate_closest[i]
             if potential < best_potential:
                 best_potential, best_index = potential, index
-                best_closest[:] = candidate_closest
-        centres[c] = points[best_index]
-        closest[:] = best_closest
+                _copy(candidate_closest, best_closest)
+        _copy(points[best_index], centres[c])
+        _copy(best_closest, closest)
     return centres
 
 

@@ -97,6 +97,7 @@ def make_broken_files(folder: Path, outside: Path) -> dict[str, str]:
     Image.fromarray(photo()).save(secret)
     os.symlink(secret, folder / "escape.jpg")
     os.mkfifo(folder / "pipe.jpg")
+    os.symlink(folder / "deleted.jpg", folder / "dangling.jpg")  # its target is gone
     return {
         "empty.jpg": "empty file",
         "truncated.jpg": "truncated",
@@ -105,6 +106,7 @@ def make_broken_files(folder: Path, outside: Path) -> dict[str, str]:
         "bomb.png": "exceeds the 120 MP limit",
         "escape.jpg": "outside the input tree",
         "pipe.jpg": "not a regular file",
+        "dangling.jpg": "a broken link",
     }
 
 
