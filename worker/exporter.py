@@ -35,7 +35,8 @@ PRIORITY_SEPARATOR, PRIORITY_STEPS = "\x06\x16", (3, 6, 9)
 UNACKED_KEY = "unacked"
 
 STATES = ("queued", "running", "done", "cancelled")
-COUNTS = ("done", "failed", "skipped", "pending")
+#: Statuses of a job's images, as ``status`` counts them: they add up to its total.
+COUNTS = ("done", "failed", "skipped", "pending", "cancelled")
 
 #: The phases of a --palette shared job, each a series of its own.
 PHASES = (COUNT, FIT, LABEL)
@@ -113,7 +114,7 @@ def job_families(documents: list[dict]):
     """The per-job series from status documents."""
     images = GaugeMetricFamily(
         "colorquant_job_images",
-        "Images of a job by status: done, failed, skipped or pending.",
+        "Images of a job by status: done, failed, skipped, pending or cancelled.",
         labels=["job", "status"],
     )
     total = GaugeMetricFamily("colorquant_job_total_images", "Images in a job.", labels=["job"])
