@@ -315,7 +315,9 @@ def cancel_job(job: str, broker: str | None) -> int:
     elif document["previous_state"] == "done":
         err.print(f"job {job} had already finished; nothing to cancel")
     else:
-        err.print(f"job {job} cancelled: {left}")
+        # Images a worker had already begun still finish (and count as done or failed), so
+        # the figure read just now is an upper bound; status shows the final one.
+        err.print(f"job {job} cancelled: up to {left}; images already under way still finish")
     return EXIT_OK
 
 

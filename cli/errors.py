@@ -26,6 +26,10 @@ def print_error(message: str) -> None:
     err.print(f"[red]error:[/] {escape(message)}")
 
 
+def print_warning(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}")
+
+
 def usage_error(message: str) -> typer.Exit:
     """Print ``error: message`` on stderr and return the exit to raise (code 2)."""
     print_error(message)

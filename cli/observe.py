@@ -5,7 +5,7 @@ Neither imports numpy or scikit-learn; the report's previews are made by Pillow 
 
 from pathlib import Path
 
-from cli.errors import EXIT_OK, err, job_errors, usage_error
+from cli.errors import EXIT_OK, err, job_errors, print_warning, usage_error
 from cli.options import cpu_count
 from cli.render import ProgressDisplay, plural
 
@@ -70,7 +70,7 @@ def serve_exporter(port: int, host: str, broker: str | None) -> int:
 
     with job_errors():
         try:
-            serve(port, host, broker)
+            serve(port, host, broker, warn=print_warning)
         except OSError as exc:
             raise usage_error(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     return EXIT_OK

@@ -8,14 +8,15 @@ Nothing is cached between scrapes, so the figures are as fresh as ``colorquant s
 
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 
-from worker.client import open_store, status_document
-from worker.jobs import JobStore
+from worker.client import status_document
+from worker.jobs import BrokerUnreachable, JobStore
 from worker.phase_store import COUNT, FIT, LABEL
-from worker.settings import QUEUE
+from worker.settings import QUEUE, broker_url, retention_s
 
 #: Default port: next to the range Prometheus' own exporters use.
 DEFAULT_PORT = 9808
@@ -34,7 +35,8 @@ PRIORITY_SEPARATOR, PRIORITY_STEPS = "\x06\x16", (3, 6, 9)
 UNACKED_KEY = "unacked"
 
 STATES = ("queued", "running", "done", "cancelled")
-COUNTS = ("done", "failed", "skipped", "pending")
+#: Statuses of a job's images, as ``status`` counts them: they add up to its total.
+COUNTS = ("done", "failed", "skipped", "pending", "cancelled")
 
 #: The phases of a --palette shared job, each a series of its own.
 PHASES = (COUNT, FIT, LABEL)
@@ -112,7 +114,7 @@ def job_families(documents: list[dict]):
     """The per-job series from status documents."""
     images = GaugeMetricFamily(
         "colorquant_job_images",
-        "Images of a job by status: done, failed, skipped or pending.",
+        "Images of a job by status: done, failed, skipped, pending or cancelled.",
         labels=["job", "status"],
     )
     total = GaugeMetricFamily("colorquant_job_total_images", "Images in a job.", labels=["job"])
@@ -163,19 +165,37 @@ def celery_ping(broker_url: str):
     return ping
 
 
-def make_registry(broker: str | None = None) -> CollectorRegistry:
-    """A registry holding the collector; BrokerUnreachable when Redis does not answer now."""
-    store = open_store(broker)
+def make_registry(store: JobStore) -> CollectorRegistry:
+    """A registry holding the collector of ``store``'s Redis (reached at each scrape)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobCollector(store, celery_ping(store.url)))
     return registry
 
 
-def serve(port: int = DEFAULT_PORT, host: str = "0.0.0.0", broker: str | None = None) -> None:
-    """Serve ``/metrics`` on ``host:port`` until interrupted."""
+def unreachable_at_start(store: JobStore) -> str | None:
+    """Why Redis does not answer now, or None. The exporter starts anyway: compose may start
+    it before Redis, and each scrape says colorquant_broker_up 0 until Redis answers."""
+    try:
+        store.check_reachable()
+    except BrokerUnreachable as exc:
+        return f"{exc}; serving colorquant_broker_up 0 until it answers"
+    return None
+
+
+def serve(
+    port: int = DEFAULT_PORT,
+    host: str = "0.0.0.0",
+    broker: str | None = None,
+    warn: Callable[[str], None] = print,
+) -> None:
+    """Serve ``/metrics`` on ``host:port`` until interrupted; ``warn`` gets a line when Redis
+    does not answer at start."""
     from prometheus_client import start_http_server
 
-    server, thread = start_http_server(port, addr=host, registry=make_registry(broker))
+    store = JobStore(broker_url(broker), retention_s())
+    if (reason := unreachable_at_start(store)) is not None:
+        warn(reason)
+    server, thread = start_http_server(port, addr=host, registry=make_registry(store))
     try:
         thread.join()
     finally:

@@ -71,7 +71,8 @@ def test_ctrl_c_in_watch_says_the_job_waits_for_a_worker(queued_job, lonely_env)
 
 def test_a_cancelled_job_has_nothing_pending_and_a_second_cancel_says_so(queued_job, lonely_env):
     first = run_colorquant("cancel", queued_job, env=lonely_env)
-    assert first.returncode == 0 and "cancelled: 2 images left unprocessed" in first.stderr
+    # "up to": an image a worker had begun still finishes, so status may then count fewer.
+    assert first.returncode == 0 and "cancelled: up to 2 images left unprocessed" in first.stderr
     again = run_colorquant("cancel", queued_job, env=lonely_env)
     assert again.returncode == 0 and "already cancelled" in again.stderr
     earlier = json.loads(run_colorquant("status", queued_job, "--json", env=lonely_env).stdout)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.commands import REPO, colorquant_command
+from harness.commands import REPO, clean_env, colorquant_command
 from harness.images import write_generated_images
 from harness.processes import free_port, stop_group, wait_for
+from harness.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]  # real workers and a real job
 
@@ -131,3 +132,38 @@ def test_report_of_a_submitted_job_reads_failures_and_inputs_from_redis(
     text = page.read_text()
     assert "broken.png" in text.split('<table id="failures">')[1]
     assert f"{job} done" in text
+
+
+def test_the_exporter_starts_before_redis_and_shows_it_once_it_answers(tmp_path):
+    """Compose may start the exporter first: it serves broker_up 0 with a one-line warning,
+    then broker_up 1 as soon as Redis answers, without a restart."""
+    server = RedisServer(tmp_path / "redis", appendonly=False)
+    port = free_port()
+    with (tmp_path / "stderr").open("w") as stderr:
+        process = subprocess.Popen(
+            [*colorquant_command(), "exporter", "--port", str(port), "--host", "127.0.0.1"],
+            env=clean_env({"COLORQUANT_BROKER_URL": server.url}),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            cwd=REPO,
+        )
+    try:
+        serving = lambda: broker_up(port) == 0 or process.poll() is not None  # noqa: E731
+        wait_for(serving, "broker_up 0 with Redis down", timeout=60)
+        assert process.poll() is None, (tmp_path / "stderr").read_text()
+        lines = (tmp_path / "stderr").read_text().strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("warning: cannot reach the broker"), lines
+        server.start()
+        wait_for(lambda: broker_up(port) == 1, "broker_up 1 once Redis answers", timeout=60)
+    finally:
+        stop_group(process, grace_s=5)
+        server.stop()
+
+
+def broker_up(port: int) -> float | None:
+    """colorquant_broker_up of one scrape; None while nothing serves /metrics."""
+    try:
+        return scrape(port)[("colorquant_broker_up", ())]
+    except OSError:
+        return None
