@@ -37,6 +37,7 @@ import numpy as np
 from pipeline.compiled import njit
 from pipeline.oklab import LINEAR_TO_LMS, LMS_TO_OKLAB, srgb_to_linear
 from pipeline.settings import DEFAULT_DITHER, SPACES
+from pipeline.sorting import argsort_stable
 
 #: Default strength: the fraction of each pixel's error passed on (0 = exact labelling).
 DEFAULT_LEVEL = DEFAULT_DITHER
@@ -170,15 +171,24 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
         near[c] = low
         bound = min(bound, high)
     first = used[0]
-    listed = np.flatnonzero(near <= bound)
-    if first + len(listed) > pool.shape[0]:
+    listed = np.empty(k, np.int64)
+    count = 0
+    for c in range(k):  # element by element: a fancy index compiles numba's shape checks
+        if near[c] <= bound:
+            listed[count] = c
+            count += 1
+    if first + count > pool.shape[0]:
         return False
-    listed = listed[np.argsort(near[listed], kind="mergesort")]
-    for n in range(len(listed)):
-        pool[first + n] = listed[n]
-        pool_near[first + n] = near[listed[n]]
-    used[0] = first + len(listed)
-    cells[cell, 0], cells[cell, 1] = first, len(listed)
+    listed_near = np.empty(count)
+    for n in range(count):
+        listed_near[n] = near[listed[n]]
+    ranked = np.empty(count, np.int64)
+    argsort_stable(listed_near, ranked)
+    for n in range(count):
+        pool[first + n] = listed[ranked[n]]
+        pool_near[first + n] = listed_near[ranked[n]]
+    used[0] = first + count
+    cells[cell, 0], cells[cell, 1] = first, count
     return True
 
 

@@ -12,6 +12,7 @@ image is fitted, never by commands that do not quantize.
 import numpy as np
 
 from pipeline.compiled import njit
+from pipeline.sorting import argsort_stable
 
 
 @njit(cache=True, inline="always")
@@ -55,13 +56,13 @@ def _neighbours(centres, order, gaps, half):
     distances; and half the distance to its nearest other centre, within which a point
     cannot be nearer to any other centre."""
     k = centres.shape[0]
-    row = np.empty(k)
+    row, ranked = np.empty(k), np.empty(k, np.int64)
     for a in range(k):
         for b in range(k):
             row[b] = np.sqrt(_squared(centres, a, centres, b))
         # Element by element: a whole-row assignment or a fancy index compiles numba's shape
         # checks and their error messages, seconds of a cold start for nothing.
-        ranked = np.argsort(row, kind="mergesort")
+        argsort_stable(row, ranked)
         for b in range(k):
             order[a, b] = ranked[b]
             gaps[a, b] = row[ranked[b]]

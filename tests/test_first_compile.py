@@ -63,3 +63,13 @@ def test_a_dead_lock_holder_frees_the_lock(tmp_path):
     finally:
         holder.kill()
         holder.stdout.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 7, 64, 257])
+def test_the_compiled_argsort_is_numpys_stable_argsort(size):
+    from pipeline.sorting import argsort_stable
+
+    values = np.random.default_rng(size).integers(0, 5, size).astype(np.float64)  # many ties
+    order = np.empty(size, np.int64)
+    argsort_stable(values, order)
+    assert order.tolist() == np.argsort(values, kind="stable").tolist()
