@@ -2,24 +2,25 @@
 
 numba compiles each loop on its first call and caches it on disk (:mod:`pipeline.compiled`).
 On a machine whose cache is cold, every pool process of ``run -j N`` or of a worker would
-compile the same loops at once, N times the CPU on shared cores, in silence. Instead the first
-process to take a lock on the cache folder compiles, after one line on stderr; the others wait
-on the lock, then load what it wrote. The lock is an ``flock``: the kernel releases it when its
+compile the same loops at once, N times the CPU on shared cores, in silence. Instead each
+module's loops are compiled by the one process that takes its lock file in the cache folder
+(one line on stderr says so); the others compile other modules meanwhile, or wait on the
+lock, then load what was written. The lock is an ``flock``: the kernel releases it when its
 holder dies, so a crashed compiler leaves the others to take over, never stuck.
 """
 
 import fcntl
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 
-#: File, in numba's cache folder, whose lock the compiling process holds.
+#: Lock file name, after the module name, in numba's cache folder: held while compiling that module.
 LOCK_NAME = "colorquant-compile.lock"
 
 #: The line printed on stderr by the process that compiles (one per machine, the first time).
-COMPILING_LINE = "colorquant: compiling the image loops for this machine, once (about 15 s)..."
+COMPILING_LINE = "colorquant: compiling the image loops for this machine, once (about 10 s)..."
 
 
 def kernels(modules: Iterable[ModuleType]) -> list:
@@ -48,18 +49,24 @@ def cache_folder(dispatchers: list) -> str:
 
 
 @contextmanager
-def _locked(folder: str):
-    """Hold an exclusive lock on the lock file in ``folder``; wait for it if another holds it.
-    Without a lock file (a folder that cannot be written), go on unlocked."""
+def _locked(folder: str, name: str = LOCK_NAME, wait: bool = True):
+    """Hold an exclusive lock on the lock file ``name`` in ``folder``, waiting for it if
+    another process holds it; yields True once held. With ``wait`` False, yields False at once
+    instead of waiting. Without a lock file (a folder that cannot be written), yields True
+    unlocked: compiling twice is only slower."""
     try:
         os.makedirs(folder, exist_ok=True)
-        handle = open(os.path.join(folder, LOCK_NAME), "a")
+        handle = open(os.path.join(folder, name), "a")
     except OSError:
-        yield
+        yield True
         return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released on close, or by the kernel on death
-        yield
+    with handle:  # closing releases the lock; so does the kernel if this process dies
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
 
 
 def _say(line: str) -> None:
@@ -70,17 +77,32 @@ def _say(line: str) -> None:
         pass
 
 
-def load_or_compile(modules: Iterable[ModuleType], run: Callable[[], None]) -> None:
-    """Run ``run`` (which calls every kernel of ``modules`` once): loading the kernels from a
-    warm cache at once; on a cold one, compiling them in one process at a time."""
-    dispatchers = kernels(modules)
-    if not dispatchers or not is_cold(dispatchers):
-        run()
-        return
-    with _locked(cache_folder(dispatchers)):
-        if is_cold(dispatchers):  # still cold: no process compiled while this one waited
-            _say(COMPILING_LINE)
-        run()
+def load_or_compile(modules: Sequence[ModuleType], warm: Callable[[ModuleType], None]) -> None:
+    """Call ``warm(module)`` (which calls each of its kernels once) for every module: loading
+    the kernels from a warm cache at once; on a cold one, compiling each module in one process.
+
+    Each module has its own lock. A process first compiles the cold modules no other process
+    is compiling (so two pool processes share the work: about half the wait on two cores),
+    then waits for the others' and loads them. The process that compiles the first cold
+    module prints the one line that says so.
+    """
+    cold = [module for module in modules if is_cold(kernels([module]))]
+    busy = []
+    for module in modules:
+        if module not in cold:
+            warm(module)
+            continue
+        folder, name = cache_folder(kernels([module])), f"{module.__name__}.{LOCK_NAME}"
+        with _locked(folder, name, wait=False) as held:
+            if held:
+                if module is cold[0] and is_cold(kernels([module])):
+                    _say(COMPILING_LINE)
+                warm(module)
+            else:
+                busy.append((folder, name, module))
+    for folder, name, module in busy:
+        with _locked(folder, name):  # until the process compiling it is done (or dead)
+            warm(module)
 
 
 __all__ = ["COMPILING_LINE", "LOCK_NAME", "is_cold", "kernels", "load_or_compile"]

@@ -46,5 +46,6 @@ def warm_up() -> None:
     import pipeline.quantize  # noqa: F401
     from pipeline.first_compile import load_or_compile
 
-    modules = (pipeline.binning, pipeline.lloyd, pipeline.dither)
-    load_or_compile(modules, lambda: [module.warm_up() for module in modules])
+    # Longest to compile first, so that two processes starting together split the work evenly.
+    modules = (pipeline.dither, pipeline.lloyd, pipeline.binning)
+    load_or_compile(modules, lambda module: module.warm_up())
