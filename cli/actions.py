@@ -141,6 +141,27 @@ def check_writable(out: Path) -> None:
         raise usage_error(f"output folder {out} is not writable")
 
 
+def missing_folders(out: Path) -> list[Path]:
+    """OUT and those of its parents that do not exist yet, deepest first: what
+    ``check_writable`` is about to create."""
+    missing = []
+    for folder in (out, *out.absolute().parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed command created, deepest first, while they are empty: a
+    worker or a person may have put something there since, which stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def finish_batch(counts: dict, out: Path, as_json: bool) -> int:
     """Print a finished batch's report (JSON or human); return the exit code."""
     report = batch_report(counts)
@@ -237,9 +258,16 @@ def submit_job(
         check_shared_outputs(roots, out, params, options.overwrite)
     with job_errors():
         open_store(broker)  # an unreachable broker is reported before OUT is created
+    missing = missing_folders(out)
     check_writable(out)
     with job_errors():
-        receipt = submit_to_workers(roots, out, params, overwrite=options.overwrite, broker=broker)
+        try:
+            receipt = submit_to_workers(
+                roots, out, params, overwrite=options.overwrite, broker=broker
+            )
+        except BaseException:
+            remove_empty(missing)  # nothing half-written: not even the folder we just made
+            raise
         if not wait:
             print_json(receipt) if as_json else print(receipt["job"])
             print_job_id(receipt)

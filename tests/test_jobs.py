@@ -6,6 +6,7 @@ import re
 from importlib import resources
 
 import pytest
+import redis
 
 from pipeline.discover import InputItem
 from pipeline.job import Status, new_job_id
@@ -144,6 +145,28 @@ def test_retry_takes_the_failures_back_and_they_move_to_their_new_status(store):
     assert counts(store, job) == {"total": 2, "done": 2, "failed": 0, "skipped": 0, "retrying": 0}
     assert "finished_at" in store.meta(job)
     assert store.take_failed_for_retry("nosuchjob") is None
+
+
+def test_retry_of_a_job_with_no_failures_takes_nothing_and_changes_nothing(store):
+    job = new_job(store, ["a.jpg"])
+    store.record(job, "a.jpg", Status.DONE)
+    before = store.meta(job)
+    assert store.take_failed_for_retry(job) == []
+    assert store.meta(job) == before
+
+
+def test_a_file_name_that_is_not_utf8_keeps_its_bytes_through_the_ledger(store):
+    """``caf\\xe9.jpg`` decodes to a lone surrogate: ledger fields, chunk rows and failure
+    records hold its exact bytes and give back the same str."""
+    name = "caf\udce9.jpg"
+    job = new_job(store, [name])
+    assert store.chunk_rows(job, "s0") == [[0, name, name, f"{name}.png"]]
+    assert store.begin(job, name) == "go"
+    store.record(job, name, Status.FAILED, f"cannot decode {name}", [0, name, name, "x.png"])
+    assert store.failures(job) == [{"path": name, "error": f"cannot decode {name}"}]
+    as_bytes = redis.Redis.from_url(store.url)  # the same database, read as bytes
+    assert as_bytes.hkeys(job_keys(job)["items"]) == [b"caf\xe9.jpg"]
+    assert store.take_failed_for_retry(job)[0]["item"] == [0, name, name, "x.png"]
 
 
 def test_the_chunk_ledger_holds_what_is_not_finished(store):

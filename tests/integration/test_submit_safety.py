@@ -7,7 +7,14 @@ import shutil
 import pytest
 from PIL import Image
 
-from harness.images import sample_photo_path
+from harness.commands import clean_env, run_colorquant
+from harness.images import sample_photo_path, write_generated_images
+
+#: The broker URL's environment variable.
+BROKER = "COLORQUANT_BROKER_URL"
+
+#: A database of the session's redis-server no worker consumes from: nothing gets through.
+REFUSING_DB = 8
 
 
 @pytest.mark.slow
@@ -58,3 +65,22 @@ def test_a_file_name_that_is_not_utf8_is_submitted_as_run_handles_it(cluster, tm
     # run keeps its job record in OUT/.colorquant; a submitted job keeps it in Redis.
     names = [sorted((tmp_path / out).glob("[!.]*")) for out in ("out", "ran")]
     assert [path.name for path in names[0]] == [path.name for path in names[1]]
+
+
+def test_a_submit_refused_midway_leaves_no_output_folder_behind(redis_server, tmp_path):
+    """Redis answers the reachability check, then refuses the first message (an ACL user
+    without LPUSH): the submit fails with one line, and the OUT it had just created is gone."""
+    user, password = "nolpush", "test-only"
+    admin = redis_server.client()
+    admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+    admin.execute_command("ACL", "SETUSER", user, "-lpush")
+    try:
+        folder, out = tmp_path / "in", tmp_path / "new" / "out"
+        write_generated_images(folder, 1)
+        url = f"redis://{user}:{password}@127.0.0.1:{redis_server.port}/{REFUSING_DB}"
+        done = run_colorquant("submit", folder, "-o", out, env=clean_env({BROKER: url}))
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
+    assert not out.exists() and not out.parent.exists(), "an empty OUT was left behind"
