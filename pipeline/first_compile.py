@@ -39,8 +39,13 @@ def kernels(modules: Iterable[ModuleType]) -> list:
 def is_cold(dispatchers: list) -> bool:
     """Whether some function has no usable cache entry (missing, or from other source).
 
-    Reads each function's small index file only (numba's own check: source stamp and size)."""
-    return any(not dispatcher._cache._cache_file._load_index() for dispatcher in dispatchers)
+    Reads each function's small index file only (numba's own check: source stamp and size).
+    Where numba keeps no such index (caching off, another numba), says warm: the loops then
+    load or compile as numba decides, with neither the lock nor the line."""
+    try:
+        return any(not dispatcher._cache._cache_file._load_index() for dispatcher in dispatchers)
+    except AttributeError:
+        return False
 
 
 def cache_folder(dispatchers: list) -> str:
