@@ -157,6 +157,20 @@ def _copy(source, target):
         target[i] = source[i]
 
 
+@njit(cache=True, inline="always")
+def _count_at_most(ascending, value):
+    """How many of the ``ascending`` values are at most ``value``, by bisection: as
+    ``np.searchsorted(ascending, value, side="right")``, which compiles for far longer."""
+    low, high = 0, ascending.shape[0]
+    while low < high:
+        middle = (low + high) // 2
+        if ascending[middle] <= value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
 @njit(cache=True)
 def _seed(points, weights, k, trials, draws, centres):
     """Greedy k-means++ (as scikit-learn's ``kmeans_plusplus``): the first centre drawn with
@@ -164,8 +178,12 @@ def _seed(points, weights, k, trials, draws, centres):
     squared distance to the nearest centre so far, best meaning the lowest total weighted
     squared distance once added. ``draws`` holds the uniform numbers in [0, 1) it consumes."""
     n, dims = points.shape
-    cumulative = np.cumsum(weights)
-    first = min(np.searchsorted(cumulative, draws[0] * cumulative[-1], side="right"), n - 1)
+    cumulative = np.empty(n)
+    total = 0.0
+    for i in range(n):  # as np.cumsum (sequential sums), which compiles for far longer
+        total += weights[i]
+        cumulative[i] = total
+    first = min(_count_at_most(cumulative, draws[0] * cumulative[-1]), n - 1)
     closest = np.empty(n)
     for i in range(n):
         closest[i] = _squared(points, i, points, first)
@@ -182,7 +200,7 @@ def _seed(points, weights, k, trials, draws, centres):
         for _ in range(trials):
             target = draws[used] * total
             used += 1
-            index = min(np.searchsorted(cumulative, target, side="right"), n - 1)
+            index = min(_count_at_most(cumulative, target), n - 1)
             potential = 0.0
             for i in range(n):
                 candidate_closest[i] = min(closest[i], _squared(points, i, points, index))
