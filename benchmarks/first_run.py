@@ -65,16 +65,16 @@ def measure() -> list[tuple[int, str, float, float]]:
 
 
 #: The same measurement before the compile lock and the trimmed loops (commit 89a95ef), taken
-#: side by side with the code after them (2026-12-05 14:00Z, load average 1.2; two rounds each).
+#: side by side with the code after them (2026-12-05 14:04Z, load average 1.3; two rounds each).
 BEFORE = (
     "Before (89a95ef: every pool process compiled every loop itself, silently), run by turns",
-    "with the code after it (`/usr/bin/time`, means of two rounds): cold `-j 1` 13.5 s wall,",
-    "13.6 s CPU (after: 9.2 s, 9.3 s); cold `-j 2` 13.7 s wall, 26.9 s CPU (after: 5.9 s,",
-    "10.2 s). Under a load average of 3, cold `-j 2` took 35.7 s wall before. Now the process",
+    "with the code after it (`/usr/bin/time`, means of two rounds): cold `-j 1` 13.4 s wall,",
+    "13.5 s CPU (after: 9.1 s, 9.1 s); cold `-j 2` 13.9 s wall, 27.3 s CPU (after: 5.9 s,",
+    "9.9 s). Under a load average of 3, cold `-j 2` took 35.7 s wall before. Now the process",
     "that compiles says so in one line on stderr; each module's loops are compiled by one",
     "process while the others compile the rest or wait on its lock (`pipeline/first_compile.py`);",
     "and the loops avoid numba features slow to compile (slice and fancy-index assignments,",
-    "the generic argsort). The outputs are the same bytes.",
+    "the generic argsort, cumsum and searchsorted). The outputs are the same bytes.",
 )
 
 
