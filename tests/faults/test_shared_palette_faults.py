@@ -29,9 +29,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 #: Kills of a busy pool process tried until one lands in the middle of a task.
 MID_TASK_KILL_TRIES = 3
 
-#: Photos of the job, and their widths and heights: enough that its label phase lasts a few
-#: seconds on two processes, so a pool process can be killed in the middle of a label chunk.
-IMAGES, SIZES = 200, ((100, 161), (80, 121))
+#: Photos of the job, and their widths and heights: enough pixels (about 19 MP) that its label
+#: phase lasts a few seconds on two processes however fast labelling gets, so a pool process can
+#: be killed in the middle of a label chunk. (At about 2.6 MP the faster labelling of stop 16
+#: finished the phase before the kill, once in a CI run.)
+IMAGES, SIZES = 200, ((300, 421), (220, 301))
 
 #: Palette size: small, so the test's own fit is quick.
 K = 16
