@@ -68,16 +68,7 @@ def write_chunk_counts(path: Path, counts, rows: list) -> None:
         "rows": np.array(json.dumps(rows, ensure_ascii=False, sort_keys=True)),
     }
     if counts is not None:
-        arrays |= {
-            "channels": np.array(counts.channels),
-            "keys": counts.keys,
-            "counts": counts.counts,
-            "sums": counts.sums,
-            "transparent": np.array(
-                [counts.transparent_count, *counts.transparent_sum], dtype=np.int64
-            ),
-            "images": np.array(counts.images),
-        }
+        arrays |= counts.arrays()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as archive:
         for name, array in arrays.items():
@@ -98,17 +89,7 @@ def read_chunk_counts(path: Path):
             rows = json.loads(str(stored["rows"]))
             if "keys" not in stored.files:
                 return None, rows
-            channels = int(stored["channels"])
-            transparent = [int(value) for value in stored["transparent"]]
-            counts = ColorCounts(
-                channels,
-                stored["keys"].astype(np.uint32),
-                stored["counts"].astype(np.int64),
-                stored["sums"].astype(np.int64).reshape(-1, channels),
-                transparent[0],
-                tuple(transparent[1:4]),
-                int(stored["images"]),
-            )
+            counts = ColorCounts.from_arrays(stored)
     except (KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable chunk counts {path.name}: {exc}") from None
     return counts, rows

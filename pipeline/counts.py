@@ -111,19 +111,40 @@ class ColorCounts:
 
     __hash__ = None
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The counts as named arrays, the form every file of counts stores (see
+        :meth:`from_arrays`)."""
+        return {
+            "channels": np.array(self.channels),
+            "keys": self.keys,
+            "counts": self.counts,
+            "sums": self.sums,
+            "transparent": np.array(
+                [self.transparent_count, *self.transparent_sum], dtype=np.int64
+            ),
+            "images": np.array(self.images),
+        }
+
+    @classmethod
+    def from_arrays(cls, stored) -> "ColorCounts":
+        """Counts from the named arrays of :meth:`arrays` (a dict, or an open ``.npz``);
+        KeyError when one is missing."""
+        channels = int(stored["channels"])
+        transparent = [int(value) for value in stored["transparent"]]
+        return cls(
+            channels,
+            stored["keys"].astype(np.uint32),
+            stored["counts"].astype(np.int64),
+            stored["sums"].astype(np.int64).reshape(-1, channels),
+            transparent[0],
+            tuple(transparent[1:4]),
+            int(stored["images"]),
+        )
+
     def to_bytes(self) -> bytes:
         """A compact, self-describing serialisation (compressed ``.npz``)."""
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            format=np.array(COUNTS_FORMAT),
-            channels=np.array(self.channels),
-            keys=self.keys,
-            counts=self.counts,
-            sums=self.sums,
-            transparent=np.array([self.transparent_count, *self.transparent_sum], dtype=np.int64),
-            images=np.array(self.images),
-        )
+        np.savez_compressed(buffer, format=np.array(COUNTS_FORMAT), **self.arrays())
         return buffer.getvalue()
 
     @classmethod
@@ -133,20 +154,10 @@ class ColorCounts:
             with np.load(io.BytesIO(data), allow_pickle=False) as stored:
                 if str(stored["format"]) != COUNTS_FORMAT:
                     raise ValueError("not colorquant colour counts")
-                channels = int(stored["channels"])
-                transparent = [int(v) for v in stored["transparent"]]
-                counts = cls(
-                    channels,
-                    stored["keys"].astype(np.uint32),
-                    stored["counts"].astype(np.int64),
-                    stored["sums"].astype(np.int64).reshape(-1, channels),
-                    transparent[0],
-                    tuple(transparent[1:4]),
-                    int(stored["images"]),
-                )
+                counts = cls.from_arrays(stored)
         except (OSError, KeyError, EOFError) as exc:
             raise ValueError(f"unreadable colour counts: {exc}") from None
-        if channels not in FINE_BITS or len(counts.keys) != len(counts.counts):
+        if counts.channels not in FINE_BITS or len(counts.keys) != len(counts.counts):
             raise ValueError("malformed colour counts")
         return counts
 
