@@ -86,7 +86,7 @@ def settled_result(
     walk, an output that must not be replaced, or an output already up to date (writing the
     palette exports it lacks, from its palette JSON). None when the image must be quantized.
     Cheap (a stat and a small JSON read), so a runner can settle a whole re-run before it
-    starts a process or imports scikit-learn. A source hashed on the way is recorded in
+    starts a process or loads the quantizer. A source hashed on the way is recorded in
     ``digests`` (path → SHA-256), so the caller that goes on to quantize it need not hash it
     again."""
     if item.error:
