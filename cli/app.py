@@ -10,6 +10,8 @@ import typer
 
 from cli import actions, observe
 from cli.errors import (
+    DEBUG_ENV,
+    EXIT_INTERNAL_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -255,8 +257,9 @@ _one_line_summaries()
 
 
 def main() -> None:
-    """Console entry point: a flag error is one ``error: ...`` line (exit 2), and no traceback
-    reaches a person unless COLORQUANT_DEBUG is set."""
+    """Console entry point: a flag error is one ``error: ...`` line (exit 2); an unexpected
+    error (a bug) is one ``error: ...`` line too, with exit 1 so that it never passes for a
+    usage error, and its traceback reaches a person only when COLORQUANT_DEBUG is set."""
     try:
         code = app(standalone_mode=False)
     except click.NoArgsIsHelpError:
@@ -271,8 +274,12 @@ def main() -> None:
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:
-        if os.environ.get("COLORQUANT_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
-        print_error(f"{type(exc).__name__}: {exc} (set COLORQUANT_DEBUG=1 for details)")
-        sys.exit(EXIT_USAGE)
+        reason = " ".join(str(exc).split())  # one line, whatever the exception's text holds
+        print_error(
+            f"internal error: {type(exc).__name__}: {reason} "
+            f"(re-run with {DEBUG_ENV}=1 for a traceback)"
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -15,6 +15,14 @@ except ImportError:  # pragma: no cover
 #: was cancelled) / a usage error or an unreachable broker.
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
+#: Exit code of an unexpected internal error (a bug, not the person's mistake). The design's
+#: codes are 0, 1 and 2; 2 would tell a script to fix its command line, so an internal error
+#: takes 1, the code for "the command ran but something failed".
+EXIT_INTERNAL_ERROR = EXIT_SOME_FAILED
+
+#: The environment variable that lets an internal error's traceback through, for a bug report.
+DEBUG_ENV = "COLORQUANT_DEBUG"
+
 #: Exit code after Ctrl-C, as shells report a process ended by SIGINT.
 EXIT_INTERRUPTED = 130
 

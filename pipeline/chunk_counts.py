@@ -16,6 +16,7 @@ import io
 import json
 import shutil
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,6 @@ def read_chunk_counts(path: Path):
             if "keys" not in stored.files:
                 return None, rows
             counts = ColorCounts.from_arrays(stored)
-    except (KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+    except (KeyError, EOFError, zipfile.BadZipFile, zlib.error, json.JSONDecodeError) as exc:
         raise ValueError(f"unreadable chunk counts {path.name}: {exc}") from None
     return counts, rows

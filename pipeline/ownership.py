@@ -13,6 +13,7 @@ comparing names, so hard links, symlinks and case-insensitive file systems (wher
 ``a.png`` are one file) are all covered by the same test.
 """
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -99,6 +100,15 @@ def foreign_output(paths: Iterable[Path], palette: dict | None, output: str) -> 
         if os.path.lexists(path):
             return path
     return None
+
+
+def read_palette(palette_path: Path) -> dict | None:
+    """The parsed palette JSON at ``palette_path``; None when absent, unreadable or not one."""
+    try:
+        document = json.loads(palette_path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def is_palette_of(palette: dict | None, output: str) -> bool:

@@ -6,7 +6,6 @@
 
 import errno
 import hashlib
-import json
 import os
 import socket
 import stat
@@ -18,11 +17,18 @@ from pipeline.discover import InputItem
 from pipeline.job import Status
 from pipeline.load import ImageRejected, check_inside, load_image
 from pipeline.outputs import OutputFiles, encode_image, export_files
-from pipeline.ownership import foreign_output, is_palette_of, not_ours_reason, same_file
+from pipeline.ownership import (
+    foreign_output,
+    is_palette_of,
+    not_ours_reason,
+    read_palette,
+    same_file,
+)
 from pipeline.palette_files import document_colors
 from pipeline.params import QuantizeParams
 from pipeline.save import json_bytes, write_atomic, write_pair_atomic
 from pipeline.settings import EXPORT_FORMATS, SHARED_PALETTE_NAME
+from pipeline.stale_outputs import remove_stale_outputs
 from pipeline.version import VERSION
 
 #: errno values worth retrying later: the fault lies with the machine, not with the image.
@@ -95,7 +101,7 @@ def settled_result(
         files = OutputFiles.of(out_root, item.output, params.format, params.exports)
     except ValueError as exc:
         return FileResult(item.source, item.output, Status.FAILED, str(exc))
-    previous = _read_palette(files.palette)
+    previous = read_palette(files.palette)
     refused = _refused_output(item, files.every_path(), previous, overwrite, files.output)
     if refused:
         return FileResult(item.source, files.output, Status.FAILED, refused)
@@ -154,8 +160,10 @@ def _quantize_and_save(item, files: OutputFiles, params, job, digest=None) -> Fi
     document["source_sha256"] = digest
     document["timings_ms"]["save"] = round((time.perf_counter() - started) * 1000.0, 2)
     palette = json_bytes(document)  # encoded before anything is written: no image left alone
+    replaced = read_palette(files.palette)  # may name this source's image in another format
     write_pair_atomic((files.image, encoded), (files.palette, palette))
     _write_exports(files, result.colors, files.kinds)
+    remove_stale_outputs(replaced, item, files)
     return _result_from_palette(item, document, Status.DONE)
 
 
@@ -226,14 +234,6 @@ def _image_is_the_palettes(previous: dict, files: OutputFiles) -> bool:
         return files.image.stat().st_size == previous["metrics"]["bytes_out"]
     except (OSError, KeyError, TypeError):
         return False
-
-
-def _read_palette(palette_path: Path) -> dict | None:
-    try:
-        document = json.loads(palette_path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def _refused_output(

@@ -27,7 +27,7 @@ from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import fill_color_table, make_labeler, squared_error
 from pipeline.params import QuantizeParams
 from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
-from pipeline.settings import DEFAULT_DITHER, SPACES, STRIP_PIXELS
+from pipeline.settings import DEFAULT_DITHER, DITHERED_INFO, SPACES, STRIP_PIXELS
 from pipeline.space import to_working
 
 
@@ -119,6 +119,8 @@ def _labelled(
     timer.lap("label")
     alphas = palette[:, 3].copy() if source.channels == 4 else None
     indexed = _indexed_image(labels, source.image.size, palette[:, :3], alphas)
+    if dither > 0:
+        indexed.info[DITHERED_INFO] = True  # the PNG writer compresses it more cheaply
     timer.lap("reconstruct")
     mse = error / (source.count * source.channels)
     return QuantizedImage(

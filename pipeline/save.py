@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.settings import PNG_COMPRESS_LEVEL, TEMP_MARKER
+from pipeline.settings import (
+    DITHERED_INFO,
+    PNG_COMPRESS_LEVEL,
+    PNG_DITHERED_COMPRESS_LEVEL,
+    TEMP_MARKER,
+)
 
 #: Placeholder for the colour list while the rest of a palette JSON is indented; it cannot occur
 #: in a file name, so replacing it cannot touch anything else.
@@ -238,7 +243,8 @@ def png_bytes(indexed: Image.Image, icc_profile: bytes | None = None) -> bytes:
     its files came out 12–25% larger than the same pixels unfiltered (pngquant's own files),
     the whole of the file-size gap to pngquant. Rows go unfiltered (filter type 0), packed at
     the smallest bit depth that holds the palette, and are compressed strip by strip so no
-    second copy of a big image is held.
+    second copy of a big image is held. A dithered image (``info[DITHERED_INFO]``) is
+    compressed at a cheaper zlib level: its noisy rows gain little from the dearer search.
     """
     if indexed.mode != "P":
         raise ValueError(f"png_bytes encodes palette (mode P) images, got mode {indexed.mode}")
@@ -290,7 +296,8 @@ def _alphas(transparency, colors: int) -> bytes:
 def _compressed_rows(indexed: Image.Image, bits: int) -> bytes:
     """The zlib stream of the image's rows, each a filter byte 0 and its packed indices."""
     width, height = indexed.size
-    compressor = zlib.compressobj(PNG_COMPRESS_LEVEL)
+    dithered = indexed.info.get(DITHERED_INFO, False)
+    compressor = zlib.compressobj(PNG_DITHERED_COMPRESS_LEVEL if dithered else PNG_COMPRESS_LEVEL)
     parts = []
     rows = max(1, PNG_STRIP_BYTES // max(width, 1))
     for top in range(0, height, rows):

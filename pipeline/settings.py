@@ -84,6 +84,15 @@ STRIP_PIXELS = 1 << 18
 #: zlib level of the indexed PNGs; 6 is Pillow's and libpng's default balance of size and time.
 PNG_COMPRESS_LEVEL = 6
 
+#: zlib level of dithered PNGs. Dithered indices are noisy, and zlib's level 6 spends its lazy
+#: match search on them for little: on the timing mix at K=64, level 4 wrote them in 19 ms per
+#: photo instead of 57 ms for 3.4% more bytes (benchmarks/README.md: still within the issue's
+#: 1.1× of pngquant's bytes).
+PNG_DITHERED_COMPRESS_LEVEL = 4
+
+#: Key of a quantized image's ``info`` that marks it as dithered (the PNG writer reads it).
+DITHERED_INFO = "colorquant_dithered"
+
 
 def positive_env_number(
     env: str, default: float, unit: str = "number", *, whole: bool = False

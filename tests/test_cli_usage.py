@@ -141,3 +141,27 @@ def test_job_errors_leaves_an_encoding_bug_to_the_top_level_handler():
     assert stopped.value.exit_code == EXIT_USAGE
     with pytest.raises(UnicodeEncodeError), job_errors():
         "caf\udce9".encode()
+
+
+def test_an_internal_error_is_one_line_with_exit_1_not_the_usage_code(monkeypatch, capsys):
+    """A bug deep in a command (injected here: no real input reaches one) must not exit 2,
+    which tells scripts to fix their command line; COLORQUANT_DEBUG lets its traceback out."""
+    import cli
+    from cli import actions
+    from cli.errors import EXIT_INTERNAL_ERROR, EXIT_USAGE
+
+    def broken(*_args):
+        raise KeyError("slot\nmissing")
+
+    monkeypatch.setattr(actions, "show_jobs", broken)
+    monkeypatch.setattr("sys.argv", ["colorquant", "jobs"])
+    monkeypatch.delenv("COLORQUANT_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == EXIT_INTERNAL_ERROR != EXIT_USAGE
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: internal error: KeyError")
+    assert "COLORQUANT_DEBUG=1" in lines[0]
+    monkeypatch.setenv("COLORQUANT_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli.main()

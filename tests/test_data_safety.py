@@ -316,3 +316,41 @@ def test_an_opaque_rgba_image_gets_no_transparency(tmp_path):
     document = json.loads((tmp_path / "out" / "opaque.palette.json").read_text())
     assert all("alpha" not in color for color in document["colors"])
     assert (document["width"], document["height"], document["palette_size"]) == (20, 12, 1)
+
+
+def test_another_format_replaces_the_image_colorquant_wrote_and_nothing_else(tmp_path):
+    """A re-run in another --format removes this source's image in the old format (its palette
+    JSON names it), never a file of another format that a person put there or changed."""
+    photo, out = tmp_path / "in" / "a.png", tmp_path / "out"
+    small_png(photo)
+    for fmt in ("png", "webp", "gif", "png"):
+        result = quantize_file(item_for(photo), out, QuantizeParams(k=4, format=fmt))
+        assert result.status == Status.DONE and result.output == f"a.{fmt}"
+        assert sorted(os.listdir(out)) == sorted([f"a.{fmt}", "a.palette.json"])
+    (out / "a.png").write_bytes(FOREIGN)  # a person's own file now, at colorquant's name
+    (out / "a.webp").write_bytes(FOREIGN)
+    result = quantize_file(item_for(photo), out, QuantizeParams(k=4, format="gif"))
+    assert result.status == Status.DONE
+    assert (out / "a.png").read_bytes() == (out / "a.webp").read_bytes() == FOREIGN
+
+
+def test_a_same_stem_sibling_added_later_leaves_no_orphan(tmp_path):
+    """photo.jpg went to photo.png; once photo.png joins it, both keep their extension
+    (photo.jpg.png, photo.png.png), and photo.jpg's earlier outputs go: no orphan is left."""
+    from pipeline.discover import InputWalk, resolve_roots
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    small_png(folder / "photo.jpg")  # a PNG under a .jpg name: Pillow sniffs the content
+    params = QuantizeParams(k=4, exports=("gpl",))
+
+    def run_folder() -> list[str]:
+        items = list(InputWalk(resolve_roots([folder], out)))
+        assert all(quantize_file(item, out, params).status == Status.DONE for item in items)
+        return sorted(os.listdir(out))
+
+    assert run_folder() == ["photo.gpl", "photo.palette.json", "photo.png"]
+    small_png(folder / "photo.png", shade=200)
+    assert run_folder() == [
+        "photo.jpg.gpl", "photo.jpg.palette.json", "photo.jpg.png",
+        "photo.png.gpl", "photo.png.palette.json", "photo.png.png",
+    ]  # fmt: skip

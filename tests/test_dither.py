@@ -14,7 +14,7 @@ from pipeline.oklab import srgb_to_oklab
 from pipeline.params import QuantizeParams
 from pipeline.pixels import PixelSource
 from pipeline.quantize import label_image, quantize_image
-from pipeline.settings import DEFAULT_DITHER
+from pipeline.settings import DEFAULT_DITHER, DITHERED_INFO
 
 REPO = Path(__file__).parent.parent
 
@@ -96,6 +96,8 @@ def test_dither_zero_is_exactly_the_undithered_labelling(china):
     assert np.array_equal(np.asarray(plain.indexed), np.asarray(given.indexed))
     dithered = label_image(image, plain.palette, dither=DEFAULT_DITHER)
     assert not np.array_equal(np.asarray(plain.indexed), np.asarray(dithered.indexed))
+    # Only the dithered result is marked for the PNG writer's cheaper compression.
+    assert dithered.indexed.info.get(DITHERED_INFO) and DITHERED_INFO not in plain.indexed.info
 
 
 def png_of(result) -> bytes:

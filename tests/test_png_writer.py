@@ -55,3 +55,18 @@ def test_the_colour_profile_is_kept_and_an_opaque_image_has_no_trns():
     with Image.open(io.BytesIO(data)) as back:
         assert back.info["icc_profile"] == profile
         assert "transparency" not in back.info
+
+
+def test_a_dithered_result_is_compressed_at_the_cheaper_level_and_reads_back():
+    """zlib records its level class in the stream's second byte (FLEVEL: 1 for levels 2–5,
+    2 for level 6), so the header shows which setting wrote the rows."""
+    from pipeline.settings import DITHERED_INFO
+
+    image = _indexed(64, 40)
+    plain = png_bytes(image)
+    image.info[DITHERED_INFO] = True
+    dithered = png_bytes(image)
+    assert _chunks(plain)[b"IDAT"][1] >> 6 == 2
+    assert _chunks(dithered)[b"IDAT"][1] >> 6 == 1
+    with Image.open(io.BytesIO(dithered)) as back:
+        assert np.array_equal(np.asarray(back), np.asarray(image))

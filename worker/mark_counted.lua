@@ -5,7 +5,8 @@
 -- KEYS[1] meta      the job's meta hash (phase, counted, enqueued, cancelled)
 -- KEYS[2] attempts  NUL + 'c' + chunk id -> deliveries of that count chunk (cleared here)
 -- KEYS[3] counting  chunk id -> message rows of the count chunks not counted yet
--- KEYS[4] counted   set of the chunk ids counted: the fit merges exactly their files
+-- KEYS[4] counted   chunk id -> '<images>:<rows>' of the chunks counted: the fit merges exactly
+--                   their files, and puts a chunk whose file it cannot read back (recount.lua)
 -- ARGV[1] chunk      the chunk id counted, or '' (the submit's seal asks only for the switch)
 -- ARGV[2] images     images of the chunk whose counts are in its file
 -- ARGV[3] now        Unix time, seconds
@@ -16,8 +17,10 @@
 
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if ARGV[1] ~= '' then
-  if redis.call('HDEL', KEYS[3], ARGV[1]) == 1 then
-    redis.call('SADD', KEYS[4], ARGV[1])
+  local rows = redis.call('HGET', KEYS[3], ARGV[1])
+  if rows then
+    redis.call('HDEL', KEYS[3], ARGV[1])
+    redis.call('HSET', KEYS[4], ARGV[1], ARGV[2] .. ':' .. rows)
     redis.call('HINCRBY', KEYS[1], 'counted', ARGV[2])
     redis.call('HSET', KEYS[1], 'updated_at', ARGV[3])
   end

@@ -8,10 +8,12 @@ A ``--palette shared`` job keeps the ledger of any job (worker/jobs.py) plus a p
 - ``colorquant:{J}:counting``  hash: count chunk id → its message rows, written before the
   message is published and deleted once the chunk's counts are in its file (the count phase's
   counterpart of the ``chunks`` ledger; the lost-message sweep re-sends from it).
-- ``colorquant:{J}:counted``   set of the count chunk ids whose counts are stored. The fit
-  merges exactly their files, ``OUT/.colorquant/J/counts/CHUNK.npz``, so the counts are exact
-  however often a chunk was delivered: a chunk is in the set once, and its file is rewritten
-  with the same bytes by a redelivery.
+- ``colorquant:{J}:counted``   hash: count chunk id → ``<images>:<rows>`` of the chunks whose
+  counts are stored. The fit merges exactly their files, ``OUT/.colorquant/J/counts/CHUNK.npz``,
+  so the counts are exact however often a chunk was delivered: a chunk is in the hash once, and
+  its file is rewritten with the same bytes by a redelivery. The rows are kept so that a chunk
+  whose file the fit cannot read (deleted or damaged under OUT) goes back on the count ledger
+  and is counted again (``recount``); the hash is deleted when the job enters the label phase.
 
 Redis holds only rows and ids, never colour counts: its memory does not grow with the colours
 of the images. Every phase switch is one Lua script (beside this module; each header documents
@@ -30,8 +32,9 @@ COUNT, FIT, LABEL = "count", "fit", "label"
 #: Label chunks written to the ledger per script call: bounds the size of one call.
 STAGE_BATCH = 64
 
-BEGIN_COUNT, MARK_COUNTED, STAGE_LABEL, ENTER_LABEL = (
-    lua_script(name) for name in ("begin_count", "mark_counted", "stage_label", "enter_label")
+BEGIN_COUNT, MARK_COUNTED, RECOUNT, STAGE_LABEL, ENTER_LABEL = (
+    lua_script(name)
+    for name in ("begin_count", "mark_counted", "recount", "stage_label", "enter_label")
 )
 
 
@@ -59,6 +62,7 @@ class PhaseStore:
         self.redis = store.redis
         self._begin_count = self.redis.register_script(BEGIN_COUNT)
         self._mark_counted = self.redis.register_script(MARK_COUNTED)
+        self._recount = self.redis.register_script(RECOUNT)
         self._stage_label = self.redis.register_script(STAGE_LABEL)
         self._enter_label = self.redis.register_script(ENTER_LABEL)
 
@@ -87,7 +91,20 @@ class PhaseStore:
 
     def counted_chunks(self, job: str) -> list[str]:
         """The count chunks whose counts are stored, sorted (the fit's merge order)."""
-        return sorted(self.redis.smembers(phase_keys(job)["counted"]))
+        return sorted(self.redis.hkeys(phase_keys(job)["counted"]))
+
+    def recount(self, job: str, chunks: list[str]) -> dict[str, list] | None:
+        """Put counted ``chunks`` whose files are lost back on the count ledger and the job back
+        in the count phase. Returns the count chunks to send again (those chunks, with their
+        rows), or None when the job is not in the fit phase (another fit did it, or cancelled)."""
+        keys, phases = job_keys(job), phase_keys(job)
+        moved = self._recount(
+            keys=[keys["meta"], phases["counting"], phases["counted"]],
+            args=[time.time(), self.store.retention_s, *chunks],
+        )
+        if not moved:
+            return None
+        return {chunk: rows for chunk, rows in self.pending_counts(job).items() if chunk in chunks}
 
     def stage_label(self, job: str, chunks: dict[str, list]) -> bool:
         """Write the label chunks into the job's ledger; False when the job left the fit phase
@@ -105,7 +122,8 @@ class PhaseStore:
     def enter_label(self, job: str, colors: list) -> bool:
         """Switch the job from fit to label with its palette; True for the call that did."""
         reply = self._enter_label(
-            keys=[job_keys(job)["meta"]], args=[json.dumps(colors), time.time()]
+            keys=[job_keys(job)["meta"], phase_keys(job)["counted"]],
+            args=[json.dumps(colors), time.time()],
         )
         return bool(reply)
 

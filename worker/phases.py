@@ -8,7 +8,10 @@
   write ``OUT/palette.json`` (and its exports) atomically, write the label chunks into the
   job's ledger, switch to the label phase and publish them. Everything the fit computes depends
   only on the files, so a repeat (redelivery, the sweep) gives the same palette and the same
-  chunks; only the call that switched the phase publishes.
+  chunks; only the call that switched the phase publishes. A chunk file that is missing or
+  unreadable (deleted or damaged under OUT) cannot be fitted on and will not come back by
+  retrying: the fit puts those chunks back on the count ledger, returns the job to the count
+  phase and sends their count messages again; their recount ends in the fit again.
 - label: ordinary chunks (worker/execute.py) with the fitted palette as a fixed palette
   (worker/shared_palette.py), counted by the ordinary ledger.
 
@@ -115,7 +118,9 @@ def run_fit(job: str, broker: str | None = None) -> dict:
     settings = job_settings(jobs, job)
     if phase != FIT or cancelled or settings is None:
         return {"skipped": phase or "unknown"}
-    merged, chunks = merged_counts(settings, store_.counted_chunks(job))
+    merged, chunks, lost = merged_counts(settings, store_.counted_chunks(job))
+    if lost:
+        return _recount_lost(jobs, store_, job, lost)
     colors = []
     if merged is not None:
         from pipeline.shared import fit_shared, write_shared_palette
@@ -131,6 +136,23 @@ def run_fit(job: str, broker: str | None = None) -> dict:
     return {"fitted": len(colors), "label_chunks": len(chunks)}
 
 
+def _recount_lost(jobs: JobStore, store_: PhaseStore, job: str, lost: list[str]) -> dict:
+    """Send the count chunks whose files the fit could not read to be counted again (once,
+    by the fit that moved the job back to the count phase)."""
+    resend = store_.recount(job, lost)
+    if resend is None:
+        return {"skipped": "switched by another fit"}
+    send_count_chunks(jobs, job, resend)
+    log.warning(
+        "job %s: the counts of %d chunk(s) were missing or unreadable under OUT (%s); "
+        "counting them again before the fit",
+        job,
+        len(lost),
+        ", ".join(lost[:5]) + (", ..." if len(lost) > 5 else ""),
+    )
+    return {"recount": len(resend)}
+
+
 def _keep_merged_counts(settings: JobSettings, merged, chunks: dict[str, list]) -> None:
     """One file of the merged counts in place of the chunk files (pipeline/chunk_counts.py).
     Only the fit that switched the phase gets here, after the label chunks are out."""
@@ -141,19 +163,25 @@ def _keep_merged_counts(settings: JobSettings, merged, chunks: dict[str, list]) 
 
 
 def merged_counts(settings: JobSettings, counted: list[str]):
-    """The merged counts of the counted chunks' files (None when no image was counted) and the
-    label chunks: the rows of each count chunk under its label chunk id."""
+    """The merged counts of the counted chunks' files (None when no image was counted), the
+    label chunks (the rows of each count chunk under its label chunk id) and the chunks whose
+    file is missing or not a readable chunk counts file. Any other OSError is raised: a disk
+    fault the task retries."""
     from pipeline.chunk_counts import counts_path, read_chunk_counts
     from pipeline.counts import CountsAccumulator
 
-    accumulator, chunks = CountsAccumulator(), {}
+    accumulator, chunks, lost = CountsAccumulator(), {}, []
     for chunk in counted:
-        counts, rows = read_chunk_counts(counts_path(settings.out, settings.job, chunk))
+        try:
+            counts, rows = read_chunk_counts(counts_path(settings.out, settings.job, chunk))
+        except (FileNotFoundError, ValueError):
+            lost.append(chunk)
+            continue
         if counts is not None:
             accumulator.add(counts)
         if rows:
             chunks[LABEL_PREFIX + chunk] = rows
-    return (accumulator.result() if accumulator.images else None), chunks
+    return (accumulator.result() if accumulator.images else None), chunks, lost
 
 
 # --- sending the next phase's messages -------------------------------------------------------

@@ -142,3 +142,45 @@ def test_shared_palette_jobs_whose_count_or_fit_messages_were_lost_still_finish(
     dropped = cluster.status(cancelled)
     assert (dropped["state"], dropped["phase"], dropped["counted"]) == ("cancelled", "count", 0)
     assert dropped["cancelled"] == 12 and not (tmp_path / "cancelled" / "palette.json").exists()
+
+
+@pytest.mark.slow  # a job on the session's two real workers
+def test_a_shared_palette_job_whose_counts_files_were_damaged_before_the_fit_recounts_them(
+    cluster, tmp_path
+):
+    """One count chunk's file is truncated and another's deleted under OUT before the fit reads
+    them: the fit puts those chunks back on the count ledger and sends them again (retrying
+    could never read them), and the job ends exact, with the palette of its merged counts."""
+    from pipeline.chunk_counts import COUNTS_DIR, merged_counts_path, read_chunk_counts
+    from worker.app import make_app
+    from worker.phase_store import PhaseStore
+    from worker.phases import run_count_chunk, store
+
+    photos = small_photo_folder(tmp_path / "in", 12, seed=6, sizes=TINY_SIZES)
+    out = tmp_path / "out"
+    with cluster.consumers_paused():
+        job = json.loads(
+            cluster.cli(
+                "submit", photos, "-o", out, "-k", SHARED_K, "--palette", "shared", "--json",
+                check=True,
+            ).stdout
+        )["job"]  # fmt: skip
+        app, phases = make_app(cluster.redis.url), PhaseStore(store(cluster.redis.url))
+        chunks = sorted(phases.pending_counts(job))
+        assert len(chunks) >= 2
+        cluster.redis.client().delete(QUEUE)  # counted here instead, up to the fit's message
+        for chunk in chunks:
+            run_count_chunk(job, chunk, broker=cluster.redis.url, app=app)
+        assert cluster.status(job)["phase"] == "fit"
+        files = out / ".colorquant" / job / COUNTS_DIR
+        damaged = files / f"{chunks[0]}.npz"
+        damaged.write_bytes(damaged.read_bytes()[:40])
+        (files / f"{chunks[-1]}.npz").unlink()
+    final = cluster.wait_until_final(job)
+    counts = {key: final[key] for key in ("state", "phase", "counted", "done", "failed")}
+    assert counts == {"state": "done", "phase": "label", "counted": 12, "done": 12, "failed": 0}
+    check_shared_outputs(out, expected_shared_palette(photos, SHARED_K), 12)
+    kept, rows = read_chunk_counts(merged_counts_path(out, job))
+    assert kept.images == 12 and len(rows) == 12 and not files.exists()
+    log = "".join(worker.log() for worker in cluster.workers)
+    assert f"job {job}: the counts of 2 chunk(s) were missing or unreadable" in log
