@@ -19,11 +19,13 @@ pixels. So, like libimagequant's remapper:
 The error lives in the working space (Oklab, or sRGB scaled to 0–1). Pixels are converted inside
 the compiled loop (a 256-entry table for the sRGB transfer function, a two-step Halley cube root)
 so no per-pixel float image is ever held, and the image is fed strip by strip, so memory stays
-flat on big photos. The nearest palette colour is searched from the previous pixel's colour
-outwards through that colour's neighbours sorted by distance, stopping once the triangle
-inequality rules the rest out. Images without alpha use a faster route: a grid over the working
-space whose cells list, on first use, the only entries that can be nearest somewhere in the
-cell. Both are exact.
+flat on big photos. Images without alpha take a faster route: a grid over the working space
+whose cells list, on first use, the only entries that can be nearest somewhere in the cell
+(usually two to five: a dithered pixel's target lies between palette colours, so the cells it
+visits are near the borders between them), and a row loop that leaves out the alpha channel,
+with each pixel's selectivity weight computed beforehand for the whole row. Images with alpha
+search from the previous pixel's colour outwards through that colour's neighbours sorted by
+distance, stopping once the triangle inequality rules the rest out. Both searches are exact.
 
 Everything is deterministic: the same pixels, palette and settings give the same labels.
 
@@ -37,7 +39,6 @@ import numpy as np
 from pipeline.compiled import njit
 from pipeline.oklab import LINEAR_TO_LMS, LMS_TO_OKLAB, srgb_to_linear
 from pipeline.settings import DEFAULT_DITHER, SPACES
-from pipeline.sorting import argsort_stable
 
 #: Default strength: the fraction of each pixel's error passed on (0 = exact labelling).
 DEFAULT_LEVEL = DEFAULT_DITHER
@@ -63,6 +64,7 @@ EDGE_GAIN, EDGE_FLOOR = 1.5, 0.0
 #: Nearest-colour grid (images without alpha): cell edge in working-space units, the box every
 #: source colour lies in per space (Oklab's sRGB gamut; sRGB's unit cube), and the number of
 #: candidate entries all filled cells may list together before the search goes without it.
+#: Measured on the timing mix at K=64: cells of 1/16 and 1/64 cost 7% more than 1/32.
 GRID_CELL = 1.0 / 32.0
 GRID_SCALE = 1.0 / GRID_CELL  # a power of two: multiplying by it is exact, and cheaper
 GRID_BOUNDS = {
@@ -70,6 +72,11 @@ GRID_BOUNDS = {
     "rgb": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
 GRID_POOL = 1 << 20
+
+#: An entry is left out of a cell's list when it is farther than another entry from every point
+#: of the cell by more than this (squared working-space units): a margin far above rounding, so
+#: an entry that might tie is always kept.
+DOMINATED_MARGIN = 1e-12
 
 #: Weight of alpha against colour in the distance of semi-transparent pixels (libimagequant
 #: weighs alpha 0.625 against green 1.0).
@@ -146,14 +153,14 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
 
 @njit(cache=True)
-def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
-    """List the palette entries that can be nearest to some point of grid cell ``cell``,
-    nearest to the cell first, each with its smallest squared distance to the cell.
+def _fill_cell(pal, cell, lo, shape, cells, pool, used):
+    """List the palette entries that can be nearest to some point of grid cell ``cell``.
 
-    An entry whose smallest distance to the cell's box exceeds the smallest of the entries'
-    largest distances to it is never nearest there. Colour channels only: the grid serves
-    images without alpha, whose alpha coordinate is the same for every pixel and entry.
-    Returns False when the pool is full (the caller then searches without the grid).
+    First, an entry whose smallest distance to the cell's box exceeds the smallest of the
+    entries' largest distances to it is never nearest there; then so is one that another
+    listed entry beats everywhere in the box (:func:`_undominated`). Colour channels only: the
+    grid serves images without alpha, whose alpha coordinate is the same for every pixel and
+    entry. Returns False when the pool is full (the caller then searches without the grid).
     """
     index = (cell // (shape[1] * shape[2]), (cell // shape[2]) % shape[1], cell % shape[2])
     k = pal.shape[0]
@@ -170,52 +177,79 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
             high += far * far
         near[c] = low
         bound = min(bound, high)
-    first = used[0]
     listed = np.empty(k, np.int64)
     count = 0
     for c in range(k):  # element by element: a fancy index compiles numba's shape checks
         if near[c] <= bound:
             listed[count] = c
             count += 1
+    count = _undominated(pal, index, lo, listed, count)
+    first = used[0]
     if first + count > pool.shape[0]:
         return False
-    listed_near = np.empty(count)
     for n in range(count):
-        listed_near[n] = near[listed[n]]
-    ranked = np.empty(count, np.int64)
-    argsort_stable(listed_near, ranked)
-    for n in range(count):
-        pool[first + n] = listed[ranked[n]]
-        pool_near[first + n] = listed_near[ranked[n]]
+        pool[first + n] = listed[n]
     used[0] = first + count
     cells[cell, 0], cells[cell, 1] = first, count
     return True
 
 
-@njit(cache=True, inline="always")
-def _nearest_in_grid(pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3):
-    """Exact nearest palette entry to t from its grid cell's candidates; −1 off the grid.
+@njit(cache=True)
+def _undominated(pal, index, lo, listed, count):
+    """Keep, in place and in order, the first ``count`` entries of ``listed`` that no other of
+    them beats everywhere in the cell's box; return how many are kept.
 
-    Candidates come nearest to the cell first; once one's smallest distance to the cell
-    exceeds the best distance found, neither it nor any after it can be nearer."""
+    Entry b beats c at point p when |p − c|² − |p − b|² = |c|² − |b|² + 2 p·(b − c) > 0, a
+    linear function of p, so it beats c everywhere in the box when that holds at the box's
+    corner where the function is least (per axis, the low or high edge by the sign of b − c).
+    """
+    beaten = np.zeros(count, np.bool_)
+    for a in range(count):
+        c = listed[a]
+        for m in range(count):
+            b = listed[m]
+            margin = 0.0
+            for axis in range(3):
+                edge = lo[axis] + index[axis] * GRID_CELL
+                slope = 2.0 * (pal[b, axis] - pal[c, axis])
+                margin += pal[c, axis] * pal[c, axis] - pal[b, axis] * pal[b, axis]
+                margin += min(slope * edge, slope * (edge + GRID_CELL))
+            if b != c and margin > DOMINATED_MARGIN:
+                beaten[a] = True
+                break
+    kept = 0
+    for a in range(count):
+        if not beaten[a]:
+            listed[kept] = listed[a]
+            kept += 1
+    return kept
+
+
+@njit(cache=True, inline="always")
+def _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3):
+    """Exact nearest palette entry to t among its grid cell's candidates; −1 off the grid.
+
+    The few candidates are all measured, without branches that depend on the distances (the
+    processor could not predict them): ties go to the lower index, as everywhere."""
     i = int((t0 - lo[0]) * GRID_SCALE)
     j = int((t1 - lo[1]) * GRID_SCALE)
     k = int((t2 - lo[2]) * GRID_SCALE)
     if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
         return -1
     cell = (i * shape[1] + j) * shape[2] + k
-    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
+    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, used):
         return -1
     first = cells[cell, 0]
     best = pool[first]
+    if cells[cell, 1] == 1:
+        return best
     best_d = _distance(pal, best, t0, t1, t2, t3)
     for n in range(first + 1, first + cells[cell, 1]):
-        if pool_near[n] > best_d:
-            break
         c = pool[n]
         d = _distance(pal, c, t0, t1, t2, t3)
-        if d < best_d or (d == best_d and c < best):
-            best, best_d = c, d
+        better = d < best_d or (d == best_d and c < best)
+        best = c if better else best
+        best_d = d if better else best_d
     return best
 
 
@@ -241,10 +275,60 @@ def _spread(here, ahead, i, side, c, q):
 
 
 @njit(cache=True)
-def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out):
-    """Label row y, taking its incoming error from ``err[y % 2]`` and passing error on."""
+def _flatness_weights(above, row, below, level, selective, out):
+    """The share of its incoming error each pixel of ``row`` takes: ``level``, scaled down
+    where the source has edges or fine texture (a plain loop over the row, apart from the
+    serial error diffusion)."""
+    width = row.shape[0]
+    for x in range(width):
+        weight = level
+        if selective:
+            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
+            weight *= flat * flat
+        out[x] = weight
+
+
+@njit(cache=True)
+def _diffuse_opaque_row(y, row, weights, palette, grid, err, out):
+    """Label row y of an image without alpha, taking its incoming error from ``err[y % 2]``
+    and passing error on; colour channels only (alpha is the same for every pixel and entry,
+    so its error is always zero). Labels exactly as :func:`_diffuse_row` would."""
+    pal, order, gaps, opaque, _ = palette
+    lo, shape, cells, pool, used = grid
+    width = row.shape[0]
+    here, ahead = err[y % 2], err[(y + 1) % 2]
+    ahead[:, :] = 0.0
+    forward = y % 2 == 0
+    side = 1 if forward else -1
+    found = 0
+    for step in range(width):
+        x = step if forward else width - 1 - step
+        weight = weights[x]
+        i = x + 1  # error rows have one cell of padding at each end
+        e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
+        # Selects rather than branches: the processor cannot predict these comparisons.
+        keep = 1.0 if e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR else 0.0
+        t0 = row[x, 0] + min(max(e0, -CLIP), CLIP) * keep
+        t1 = row[x, 1] + min(max(e1, -CLIP), CLIP) * keep
+        t2 = row[x, 2] + min(max(e2, -CLIP), CLIP) * keep
+        t3 = row[x, 3] + 0.0
+        nearest = _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
+        if nearest < 0:
+            nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
+        found = nearest
+        out[x] = found
+        q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
+        damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
+        _spread(here, ahead, i, side, 0, q0 * damp)
+        _spread(here, ahead, i, side, 1, q1 * damp)
+        _spread(here, ahead, i, side, 2, q2 * damp)
+
+
+@njit(cache=True)
+def _diffuse_row(y, packed, above, row, below, palette, settings, err, out):
+    """Label row y of an image with alpha, taking its incoming error from ``err[y % 2]`` and
+    passing error on."""
     pal, order, gaps, opaque, anything = palette
-    lo, shape, cells, pool, pool_near, used = grid
     has_alpha, clear, level, selective = settings
     width = packed.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
@@ -271,20 +355,9 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
         t1 = row[x, 1] + min(max(e1, -CLIP), CLIP)
         t2 = row[x, 2] + min(max(e2, -CLIP), CLIP)
         t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
-        found = -1
-        if not has_alpha:
-            # Nearer to the previous pixel's entry than half its gap to any other entry: that
-            # entry is the nearest (the triangle inequality), with no search at all.
-            if _distance(pal, guess, t0, t1, t2, t3) < gaps[guess, 1] * gaps[guess, 1] * 0.25:
-                found = guess
-            else:
-                found = _nearest_in_grid(
-                    pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3
-                )
-        if found < 0:
-            # Opaque pixels stay opaque: they take opaque entries only (if there are any).
-            allowed = opaque if alpha == 255 else anything
-            found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
+        # Opaque pixels stay opaque: they take opaque entries only (if there are any).
+        allowed = opaque if alpha == 255 else anything
+        found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
         guess = found
         out[x] = found
         q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
@@ -327,19 +400,15 @@ def _feed(strip, last, packed, rows, scratch, err, received, table, palette, gri
 def _label_row(y, below, packed, rows, palette, grid, settings, err, out):
     """Label row y of the three rows held (y − 1, y and ``below``)."""
     width = packed.shape[1]
-    above = rows[max(y - 1, 0) % 3]
-    _diffuse_row(
-        y,
-        packed[y % 3],
-        above,
-        rows[y % 3],
-        rows[below % 3],
-        palette,
-        grid,
-        settings,
-        err,
-        out[y * width : (y + 1) * width],
-    )
+    above, row = rows[max(y - 1, 0) % 3], rows[y % 3]
+    labels = out[y * width : (y + 1) * width]
+    has_alpha, _, level, selective = settings
+    if has_alpha:
+        _diffuse_row(y, packed[y % 3], above, row, rows[below % 3], palette, settings, err, labels)
+        return
+    weights = np.empty(width)
+    _flatness_weights(above, row, rows[below % 3], level, selective, weights)
+    _diffuse_opaque_row(y, row, weights, palette, grid, err, labels)
 
 
 def _conversion_table(space: str):
@@ -383,8 +452,7 @@ def _grid(space: str):
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
     cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
     pool = np.empty(GRID_POOL, dtype=np.int64)
-    pool_near = np.empty(GRID_POOL, dtype=np.float64)
-    return lo, shape, cells, pool, pool_near, np.zeros(1, dtype=np.int64)
+    return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
 
 
 def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab") -> np.ndarray:

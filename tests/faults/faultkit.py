@@ -216,24 +216,41 @@ def aof_commands(path: Path) -> list[tuple[int, list[bytes]]]:
 
 
 def ledger_records(path: Path, job: str, after: int = 0, until: int | None = None) -> set[str]:
-    """Images whose outcome the job's ledger recorded (``HSET items SOURCE STATUS``, written by
-    record_item.lua) in the AOF commands that end in ``(after, until]`` bytes: kombu's own
-    writes (queue, unacked hash) are not counted, only the job's bookkeeping."""
+    """Images whose outcome the job's ledger recorded (``HSET items SOURCE STATUS ...``, one
+    pair per image, written by record_item.lua and record_chunk.lua) in the AOF commands that
+    end in ``(after, until]`` bytes: kombu's own writes (queue, unacked hash) are not counted,
+    only the job's bookkeeping."""
     items = job_keys(job)["items"].encode()
     return {
-        parts[2].decode()
+        source.decode()
         for end, parts in aof_commands(path)
         if after < end
         and (until is None or end <= until)
         and parts[0].upper() == b"HSET"
         and parts[1] == items
-        and parts[3] in (b"done", b"skipped", b"failed")
+        for source, status in zip(parts[2::2], parts[3::2], strict=True)
+        if status in (b"done", b"skipped", b"failed")
+    }
+
+
+def finished_chunks(path: Path, job: str, until: int | None = None) -> set[str]:
+    """Chunks struck off the job's ledger (record_chunk.lua's ``HDEL chunks ID``: every image
+    of the chunk is final) in the AOF commands that end by ``until`` bytes, each as the
+    attempts field of its deliveries (NUL + chunk id)."""
+    chunks = job_keys(job)["chunks"].encode()
+    return {
+        "\0" + chunk.decode()
+        for end, parts in aof_commands(path)
+        if (until is None or end <= until) and parts[0].upper() == b"HDEL" and parts[1] == chunks
+        for chunk in parts[2:]
     }
 
 
 def ledger_begins(path: Path, job: str, until: int | None = None) -> Counter:
     """How often each image of the job was begun (begin_item.lua's ``HINCRBY attempts SOURCE
-    1``: a delivery about to quantize it) in the AOF commands that end by ``until`` bytes."""
+    1``: a delivery about to quantize it), and each chunk (begin_chunk.lua's ``HINCRBY attempts
+    NUL+ID 1``: a delivery about to quantize its images, which on a first delivery begins no
+    single image), in the AOF commands that end by ``until`` bytes."""
     attempts = job_keys(job)["attempts"].encode()
     return Counter(
         parts[2].decode()
@@ -245,8 +262,10 @@ def ledger_begins(path: Path, job: str, until: int | None = None) -> Counter:
 
 
 def in_flight(path: Path, job: str, until: int) -> set[str]:
-    """Images begun and not yet recorded in the AOF's first ``until`` bytes."""
-    return set(ledger_begins(path, job, until)) - ledger_records(path, job, until=until)
+    """Images and chunks (NUL + id) begun and not yet recorded or finished in the AOF's first
+    ``until`` bytes."""
+    begun = set(ledger_begins(path, job, until))
+    return begun - ledger_records(path, job, until=until) - finished_chunks(path, job, until)
 
 
 def cut_after_acked_pop(path: Path, queue: str = QUEUE) -> int | None:
