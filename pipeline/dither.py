@@ -83,7 +83,7 @@ DOMINATED_MARGIN = 1e-12
 ALPHA_WEIGHT = 0.625
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # no zero-divisor checks: the loops vectorise
 def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
     """Packed pixels → (n, 4) working-space coordinates: colour (premultiplied by alpha) and
     alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are float32 scratch of 3n each.
@@ -226,31 +226,15 @@ def _undominated(pal, index, lo, listed, count):
 
 
 @njit(cache=True, inline="always")
-def _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3):
-    """Exact nearest palette entry to t among its grid cell's candidates; −1 off the grid.
-
-    The few candidates are all measured, without branches that depend on the distances (the
-    processor could not predict them): ties go to the lower index, as everywhere."""
-    i = int((t0 - lo[0]) * GRID_SCALE)
-    j = int((t1 - lo[1]) * GRID_SCALE)
-    k = int((t2 - lo[2]) * GRID_SCALE)
-    if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
+def _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2):
+    """The grid cell that point t lies in, or −1 off the grid (scalars only, see
+    :func:`_diffuse_opaque_row`)."""
+    i = int((t0 - lo0) * GRID_SCALE)
+    j = int((t1 - lo1) * GRID_SCALE)
+    k = int((t2 - lo2) * GRID_SCALE)
+    if not (0 <= i < shape0 and 0 <= j < shape1 and 0 <= k < shape2):
         return -1
-    cell = (i * shape[1] + j) * shape[2] + k
-    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, used):
-        return -1
-    first = cells[cell, 0]
-    best = pool[first]
-    if cells[cell, 1] == 1:
-        return best
-    best_d = _distance(pal, best, t0, t1, t2, t3)
-    for n in range(first + 1, first + cells[cell, 1]):
-        c = pool[n]
-        d = _distance(pal, c, t0, t1, t2, t3)
-        better = d < best_d or (d == best_d and c < best)
-        best = c if better else best
-        best_d = d if better else best_d
-    return best
+    return (i * shape1 + j) * shape2 + k
 
 
 @njit(cache=True, inline="always")
@@ -292,9 +276,17 @@ def _flatness_weights(above, row, below, level, selective, out):
 def _diffuse_opaque_row(y, row, weights, palette, grid, err, out):
     """Label row y of an image without alpha, taking its incoming error from ``err[y % 2]``
     and passing error on; colour channels only (alpha is the same for every pixel and entry,
-    so its error is always zero). Labels exactly as :func:`_diffuse_row` would."""
+    so its error is always zero). Labels exactly as :func:`_diffuse_row` would.
+
+    The nearest entry is the best of the pixel's grid-cell candidates, all measured without
+    branches that depend on the distances (the processor could not predict them; ties go to
+    the lower index, as everywhere). The search and the spreading are written out here rather
+    than in inlined helpers: numba counts references to every array an inlined helper takes,
+    a dozen atomic operations per pixel that cost more than the rest of the loop.
+    """
     pal, order, gaps, opaque, _ = palette
     lo, shape, cells, pool, used = grid
+    lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
     width = row.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     ahead[:, :] = 0.0
@@ -306,22 +298,48 @@ def _diffuse_opaque_row(y, row, weights, palette, grid, err, out):
         weight = weights[x]
         i = x + 1  # error rows have one cell of padding at each end
         e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
-        # Selects rather than branches: the processor cannot predict these comparisons.
         keep = 1.0 if e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR else 0.0
         t0 = row[x, 0] + min(max(e0, -CLIP), CLIP) * keep
         t1 = row[x, 1] + min(max(e1, -CLIP), CLIP) * keep
         t2 = row[x, 2] + min(max(e2, -CLIP), CLIP) * keep
-        t3 = row[x, 3] + 0.0
-        nearest = _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
+        nearest = -1
+        cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
+        if cell >= 0 and (
+            cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
+        ):
+            first, count = cells[cell, 0], cells[cell, 1]
+            nearest = pool[first]
+            if count > 1:
+                a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+                best = a0 * a0 + a1 * a1 + a2 * a2
+                for n in range(first + 1, first + count):
+                    c = pool[n]
+                    a0, a1, a2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+                    d = a0 * a0 + a1 * a1 + a2 * a2
+                    better = d < best or (d == best and c < nearest)
+                    nearest = c if better else nearest
+                    best = d if better else best
         if nearest < 0:
+            t3 = row[x, 3] + 0.0
             nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
         found = nearest
         out[x] = found
         q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
         damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
-        _spread(here, ahead, i, side, 0, q0 * damp)
-        _spread(here, ahead, i, side, 1, q1 * damp)
-        _spread(here, ahead, i, side, 2, q2 * damp)
+        q0, q1, q2 = q0 * damp, q1 * damp, q2 * damp
+        # Floyd–Steinberg, as _spread: 7/16 ahead on this row; 3/16, 5/16, 1/16 below.
+        here[i + side, 0] += q0 * (7.0 / 16.0)
+        here[i + side, 1] += q1 * (7.0 / 16.0)
+        here[i + side, 2] += q2 * (7.0 / 16.0)
+        ahead[i - side, 0] += q0 * (3.0 / 16.0)
+        ahead[i - side, 1] += q1 * (3.0 / 16.0)
+        ahead[i - side, 2] += q2 * (3.0 / 16.0)
+        ahead[i, 0] += q0 * (5.0 / 16.0)
+        ahead[i, 1] += q1 * (5.0 / 16.0)
+        ahead[i, 2] += q2 * (5.0 / 16.0)
+        ahead[i + side, 0] += q0 * (1.0 / 16.0)
+        ahead[i + side, 1] += q1 * (1.0 / 16.0)
+        ahead[i + side, 2] += q2 * (1.0 / 16.0)
 
 
 @njit(cache=True)
