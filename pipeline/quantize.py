@@ -241,18 +241,9 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
 
 def _dither_all(source: PixelSource, palette: np.ndarray, space: str, level: float):
     """Labels by error diffusion, with their per-entry counts and squared error."""
-    from pipeline.dither import dither_labels  # numba loads only where pixels are dithered
+    from pipeline.dither import dither  # numba loads only where pixels are dithered
 
-    labels = dither_labels(source, palette, level, space)
-    if source.channels == 3:
-        error, counts = _error_and_counts(source.image, labels, palette)
-        return labels, counts, error
-    counts = np.bincount(labels, minlength=len(palette))
-    error, start = 0, 0
-    for strip in source.strips():
-        error += squared_error(strip, labels[start : start + len(strip)], palette)
-        start += len(strip)
-    return labels, counts, error
+    return dither(source, palette, level, space)
 
 
 #: Rough costs (ns) that pick how RGB pixels are labelled: per colour × palette entry of the
