@@ -83,7 +83,7 @@ DOMINATED_MARGIN = 1e-12
 ALPHA_WEIGHT = 0.625
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # no zero-divisor checks: the loops vectorise
 def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
     """Packed pixels → (n, 4) working-space coordinates: colour (premultiplied by alpha) and
     alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are float32 scratch of 3n each.
@@ -226,31 +226,15 @@ def _undominated(pal, index, lo, listed, count):
 
 
 @njit(cache=True, inline="always")
-def _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3):
-    """Exact nearest palette entry to t among its grid cell's candidates; −1 off the grid.
-
-    The few candidates are all measured, without branches that depend on the distances (the
-    processor could not predict them): ties go to the lower index, as everywhere."""
-    i = int((t0 - lo[0]) * GRID_SCALE)
-    j = int((t1 - lo[1]) * GRID_SCALE)
-    k = int((t2 - lo[2]) * GRID_SCALE)
-    if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
+def _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2):
+    """The grid cell that point t lies in, or −1 off the grid (scalars only, see
+    :func:`_diffuse_opaque_row`)."""
+    i = int((t0 - lo0) * GRID_SCALE)
+    j = int((t1 - lo1) * GRID_SCALE)
+    k = int((t2 - lo2) * GRID_SCALE)
+    if not (0 <= i < shape0 and 0 <= j < shape1 and 0 <= k < shape2):
         return -1
-    cell = (i * shape[1] + j) * shape[2] + k
-    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, used):
-        return -1
-    first = cells[cell, 0]
-    best = pool[first]
-    if cells[cell, 1] == 1:
-        return best
-    best_d = _distance(pal, best, t0, t1, t2, t3)
-    for n in range(first + 1, first + cells[cell, 1]):
-        c = pool[n]
-        d = _distance(pal, c, t0, t1, t2, t3)
-        better = d < best_d or (d == best_d and c < best)
-        best = c if better else best
-        best_d = d if better else best_d
-    return best
+    return (i * shape1 + j) * shape2 + k
 
 
 @njit(cache=True, inline="always")
@@ -289,12 +273,23 @@ def _flatness_weights(above, row, below, level, selective, out):
 
 
 @njit(cache=True)
-def _diffuse_opaque_row(y, row, weights, palette, grid, err, out):
+def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally):
     """Label row y of an image without alpha, taking its incoming error from ``err[y % 2]``
     and passing error on; colour channels only (alpha is the same for every pixel and entry,
-    so its error is always zero). Labels exactly as :func:`_diffuse_row` would."""
+    so its error is always zero). Labels exactly as :func:`_diffuse_row` would, and tallies
+    as it does.
+
+    The nearest entry is the best of the pixel's grid-cell candidates, all measured without
+    branches that depend on the distances (the processor could not predict them; ties go to
+    the lower index, as everywhere). The search and the spreading are written out here rather
+    than in inlined helpers: numba counts references to every array an inlined helper takes,
+    a dozen atomic operations per pixel that cost more than the rest of the loop.
+    """
     pal, order, gaps, opaque, _ = palette
     lo, shape, cells, pool, used = grid
+    colours, counts, error = tally
+    squares = 0
+    lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
     width = row.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     ahead[:, :] = 0.0
@@ -306,29 +301,63 @@ def _diffuse_opaque_row(y, row, weights, palette, grid, err, out):
         weight = weights[x]
         i = x + 1  # error rows have one cell of padding at each end
         e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
-        # Selects rather than branches: the processor cannot predict these comparisons.
         keep = 1.0 if e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR else 0.0
         t0 = row[x, 0] + min(max(e0, -CLIP), CLIP) * keep
         t1 = row[x, 1] + min(max(e1, -CLIP), CLIP) * keep
         t2 = row[x, 2] + min(max(e2, -CLIP), CLIP) * keep
-        t3 = row[x, 3] + 0.0
-        nearest = _nearest_in_grid(pal, lo, shape, cells, pool, used, t0, t1, t2, t3)
+        nearest = -1
+        cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
+        if cell >= 0 and (
+            cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
+        ):
+            first, count = cells[cell, 0], cells[cell, 1]
+            nearest = pool[first]
+            if count > 1:
+                a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+                best = a0 * a0 + a1 * a1 + a2 * a2
+                for n in range(first + 1, first + count):
+                    c = pool[n]
+                    a0, a1, a2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+                    d = a0 * a0 + a1 * a1 + a2 * a2
+                    better = d < best or (d == best and c < nearest)
+                    nearest = c if better else nearest
+                    best = d if better else best
         if nearest < 0:
+            t3 = row[x, 3] + 0.0
             nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
         found = nearest
         out[x] = found
+        counts[found] += 1  # the tally is off the error's path from pixel to pixel: it is free
+        p = packed[x]
+        for c in range(3):
+            miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
+            squares += miss * miss
         q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
         damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
-        _spread(here, ahead, i, side, 0, q0 * damp)
-        _spread(here, ahead, i, side, 1, q1 * damp)
-        _spread(here, ahead, i, side, 2, q2 * damp)
+        q0, q1, q2 = q0 * damp, q1 * damp, q2 * damp
+        # Floyd–Steinberg, as _spread: 7/16 ahead on this row; 3/16, 5/16, 1/16 below.
+        here[i + side, 0] += q0 * (7.0 / 16.0)
+        here[i + side, 1] += q1 * (7.0 / 16.0)
+        here[i + side, 2] += q2 * (7.0 / 16.0)
+        ahead[i - side, 0] += q0 * (3.0 / 16.0)
+        ahead[i - side, 1] += q1 * (3.0 / 16.0)
+        ahead[i - side, 2] += q2 * (3.0 / 16.0)
+        ahead[i, 0] += q0 * (5.0 / 16.0)
+        ahead[i, 1] += q1 * (5.0 / 16.0)
+        ahead[i, 2] += q2 * (5.0 / 16.0)
+        ahead[i + side, 0] += q0 * (1.0 / 16.0)
+        ahead[i + side, 1] += q1 * (1.0 / 16.0)
+        ahead[i + side, 2] += q2 * (1.0 / 16.0)
+    error[0] += squares
 
 
 @njit(cache=True)
-def _diffuse_row(y, packed, above, row, below, palette, settings, err, out):
+def _diffuse_row(y, packed, above, row, below, palette, settings, err, out, tally):
     """Label row y of an image with alpha, taking its incoming error from ``err[y % 2]`` and
-    passing error on."""
+    passing error on; add each pixel's label to ``tally``'s counts and its squared miss from
+    the source (0–255 channels, alpha included) to its error."""
     pal, order, gaps, opaque, anything = palette
+    colours, counts, error = tally
     has_alpha, clear, level, selective = settings
     width = packed.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
@@ -341,6 +370,7 @@ def _diffuse_row(y, packed, above, row, below, palette, settings, err, out):
         alpha = packed[x] >> 24 if has_alpha else 255
         if alpha == 0 and clear >= 0:
             out[x] = clear  # neither takes nor passes on error
+            _tally(packed[x], clear, colours, counts, error)
             continue
         weight = level
         if selective:
@@ -360,6 +390,7 @@ def _diffuse_row(y, packed, above, row, below, palette, settings, err, out):
         found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
         guess = found
         out[x] = found
+        _tally(packed[x], found, colours, counts, error)
         q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
         q2, q3 = t2 - pal[found, 2], t3 - pal[found, 3]
         damp = 1.0
@@ -371,12 +402,21 @@ def _diffuse_row(y, packed, above, row, below, palette, settings, err, out):
         _spread(here, ahead, i, side, 3, q3 * damp)
 
 
+@njit(cache=True, inline="always")
+def _tally(p, found, colours, counts, error):
+    counts[found] += 1
+    for c in range(colours.shape[1]):
+        miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
+        error[0] += miss * miss
+
+
 @njit(cache=True)
 def _feed(strip, last, packed, rows, scratch, err, received, table, palette, grid, settings, out):
     """Take the next whole rows of the image and label every row whose next row is known.
 
     Row y is labelled once row y + 1 has arrived (its contrast needs the row below), and the
-    last row when ``last`` is set. ``received[0]`` counts the rows taken so far.
+    last row when ``last`` is set. ``received[0]`` counts the rows taken so far. ``out``: the
+    labels, and the tally (:func:`dither`).
     """
     lut, m1, m2, oklab = table
     lms, bits = scratch
@@ -401,14 +441,15 @@ def _label_row(y, below, packed, rows, palette, grid, settings, err, out):
     """Label row y of the three rows held (y − 1, y and ``below``)."""
     width = packed.shape[1]
     above, row = rows[max(y - 1, 0) % 3], rows[y % 3]
-    labels = out[y * width : (y + 1) * width]
+    labels, tally = out[0][y * width : (y + 1) * width], out[1:]
     has_alpha, _, level, selective = settings
     if has_alpha:
-        _diffuse_row(y, packed[y % 3], above, row, rows[below % 3], palette, settings, err, labels)
+        source = packed[y % 3]
+        _diffuse_row(y, source, above, row, rows[below % 3], palette, settings, err, labels, tally)
         return
     weights = np.empty(width)
     _flatness_weights(above, row, rows[below % 3], level, selective, weights)
-    _diffuse_opaque_row(y, row, weights, palette, grid, err, labels)
+    _diffuse_opaque_row(y, packed[y % 3], row, weights, palette, grid, err, labels, tally)
 
 
 def _conversion_table(space: str):
@@ -461,6 +502,14 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     ``palette`` is (n, channels) uint8 in palette order; for RGBA a final entry with alpha 0 is
     the clear entry every fully transparent pixel takes (and no other pixel does).
     """
+    return dither(source, palette, level, space)[0]
+
+
+def dither(source, palette: np.ndarray, level: float, space: str = "oklab"):
+    """:func:`dither_labels`' labels, with the pixels of each palette entry and the squared
+    error of the result (summed over pixels and channels, 0–255, alpha included), counted in
+    the same pass: the loop waits on each pixel's error anyway, so the tally costs nothing
+    there, where a pass of its own over the image would."""
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"dither level must be between 0 and 1, got {level!r}")
     palette = np.asarray(palette, dtype=np.uint8)
@@ -482,7 +531,9 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     palette_arrays = (coordinates, *neighbour_table(coordinates), opaque, np.ones_like(opaque))
     grid = _grid(space)
     settings = (has_alpha, clear, float(level), True)
-    out = np.empty(width * height, dtype=np.uint8)
+    colours = palette[:, : source.channels].astype(np.int64)
+    counts, error = np.zeros(len(palette), np.int64), np.zeros(1, np.int64)
+    out = (np.empty(width * height, dtype=np.uint8), colours, counts, error)
     strips = source.strips()
     strip = next(strips, None)
     while strip is not None:
@@ -490,7 +541,7 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
         last = following is None
         _feed(np.ascontiguousarray(strip), last, *state, table, palette_arrays, grid, settings, out)
         strip = following
-    return out
+    return out[0], counts, int(error[0])
 
 
 def pack_colors(colors: np.ndarray) -> np.ndarray:
