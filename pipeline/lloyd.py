@@ -104,12 +104,14 @@ def _insertion_sort(values, indices):
 
 
 @njit(cache=True)
-def lloyd(points, weights, centres, iterations, tol, relax):
+def lloyd(points, weights, centres, iterations, tol, relax, min_gain):
     """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
 
     Each step moves every non-empty cluster's centre ``relax`` times the way to its points'
-    weighted mean (an empty cluster keeps its centre), until no centre moves ``tol`` or after
-    ``iterations`` steps. Hamerly's bounds (an upper bound on each point's distance to its own
+    weighted mean (an empty cluster keeps its centre), until no centre moves ``tol``, or two
+    steps in a row have each lowered the inertia by less than ``min_gain`` of it (measured at
+    the clusters' means, which the cluster sums give for free), or after ``iterations``
+    steps. Hamerly's bounds (an upper bound on each point's distance to its own
     centre, a lower bound on its distance to any other) skip the points that cannot have
     changed cluster; cluster sums are kept up to date point by point.
     """
@@ -126,6 +128,7 @@ def lloyd(points, weights, centres, iterations, tol, relax):
     distance = np.empty((k, k))
     _neighbours(centres, order, gaps, half, distance, False)
     best = np.int64(0)  # not the literal 0: that would compile the search a second time
+    squares = 0.0
     for i in range(n):
         # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
         first = np.sqrt(_squared(points, i, centres, best))
@@ -134,8 +137,21 @@ def lloyd(points, weights, centres, iterations, tol, relax):
         totals[best] += weights[i]
         for j in range(dims):
             sums[best, j] += weights[i] * points[i, j]
+            squares += weights[i] * points[i, j] * points[i, j]
     step = np.empty(k)
+    previous, slow_steps = np.inf, 0
     for _ in range(iterations):
+        # Inertia at the means of the current clusters: sum of w·|x|² less sum of |S|²/W.
+        at_means = squares
+        for c in range(k):
+            if totals[c] > 0:
+                for j in range(dims):
+                    at_means -= sums[c, j] * sums[c, j] / totals[c]
+        slow = min_gain > 0 and previous - at_means < min_gain * at_means
+        slow_steps = slow_steps + 1 if slow else 0
+        if slow_steps >= 2:
+            break
+        previous = at_means
         largest, runner_up, fastest = 0.0, 0.0, -1
         for c in range(k):
             moved = 0.0
@@ -176,7 +192,9 @@ def lloyd(points, weights, centres, iterations, tol, relax):
     return centres
 
 
-def weighted_lloyd(points, weights, centres, iterations: int, tol: float, relax: float):
+def weighted_lloyd(
+    points, weights, centres, iterations: int, tol: float, relax: float, min_gain: float = 0.0
+):
     """:func:`lloyd` on float64 copies: the fitted centres, (K, dims) float64."""
     return lloyd(
         np.ascontiguousarray(points, dtype=np.float64),
@@ -185,6 +203,7 @@ def weighted_lloyd(points, weights, centres, iterations: int, tol: float, relax:
         int(iterations),
         float(tol),
         float(relax),
+        float(min_gain),
     )
 
 
