@@ -220,6 +220,7 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     opaque_palette = palette[:-1] if has_clear else palette
     labeler = make_labeler(opaque_palette, space)
     table = _colour_labels(histogram, labeler, space) if channels == 3 else None
+    release_free_memory(source.count)  # what labelling the colours left, before the labels
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
