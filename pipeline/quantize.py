@@ -23,6 +23,7 @@ from pipeline.fit import (
     round_centres,
 )
 from pipeline.flatness import flatness_floor, weighted_bins, weighted_colours
+from pipeline.heap import release_free_memory
 from pipeline.histogram import ColorHistogram, build_histogram
 from pipeline.label import make_labeler, squared_error
 from pipeline.params import QuantizeParams
@@ -61,8 +62,10 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     source = PixelSource(image)
     timer = _StageTimer()
     histogram = build_histogram(source)
+    release_free_memory(source.count)
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
+    release_free_memory(source.count)
     timer.lap("fit")
     return _labelled(source, histogram, palette, timer, params.space, params.dither)
 
@@ -89,6 +92,7 @@ def label_image(
     source = PixelSource(image)
     timer = _StageTimer()
     histogram = build_histogram(source)
+    release_free_memory(source.count)
     timer.lap("sample")
     palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
     timer.laps["fit"] = 0.0  # nothing fitted: the palette was given
@@ -216,6 +220,7 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     opaque_palette = palette[:-1] if has_clear else palette
     labeler = make_labeler(opaque_palette, space)
     table = _colour_labels(histogram, labeler, space) if channels == 3 else None
+    release_free_memory(source.count)  # what labelling the colours left, before the labels
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
