@@ -135,7 +135,9 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
     ``order[g]`` lists the entries by distance from entry g and ``gaps[g]`` those distances.
     An entry c at distance D from g is at least D − |t − g| from t, so once D reaches
-    |t − g| + |t − best| no entry further out can be nearer.
+    |t − g| + |t − best| no entry further out can be nearer. Images without alpha use it where
+    the grid cannot serve (a point off it, a full pool); the row loop of images with alpha has
+    the same search written out (see :func:`_diffuse_opaque_row` for why).
     """
     from_guess = np.sqrt(_distance(pal, guess, t0, t1, t2, t3))
     best, best_d, bound = -1, np.inf, np.inf
@@ -249,15 +251,6 @@ def _contrast(above, row, below, x, width):
     return edge
 
 
-@njit(cache=True, inline="always")
-def _spread(here, ahead, i, side, c, q):
-    """Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead."""
-    here[i + side, c] += q * (7.0 / 16.0)
-    ahead[i - side, c] += q * (3.0 / 16.0)
-    ahead[i, c] += q * (5.0 / 16.0)
-    ahead[i + side, c] += q * (1.0 / 16.0)
-
-
 @njit(cache=True)
 def _flatness_weights(above, row, below, level, selective, out):
     """The share of its incoming error each pixel of ``row`` takes: ``level``, scaled down
@@ -335,7 +328,7 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
         q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
         damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
         q0, q1, q2 = q0 * damp, q1 * damp, q2 * damp
-        # Floyd–Steinberg, as _spread: 7/16 ahead on this row; 3/16, 5/16, 1/16 below.
+        # Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead.
         here[i + side, 0] += q0 * (7.0 / 16.0)
         here[i + side, 1] += q1 * (7.0 / 16.0)
         here[i + side, 2] += q2 * (7.0 / 16.0)
@@ -352,13 +345,20 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
 
 
 @njit(cache=True)
-def _diffuse_row(y, packed, above, row, below, palette, settings, err, out, tally):
+def _diffuse_row(y, packed, row, weights, palette, settings, err, out, tally):
     """Label row y of an image with alpha, taking its incoming error from ``err[y % 2]`` and
     passing error on; add each pixel's label to ``tally``'s counts and its squared miss from
-    the source (0–255 channels, alpha included) to its error."""
+    the source (0–255 channels, alpha included) to its error.
+
+    The nearest entry is searched outwards from the previous pixel's (as
+    :func:`_nearest_outwards`), and the spreading is Floyd–Steinberg's (7/16 ahead on this
+    row; 3/16, 5/16, 1/16 below), both written out for the reason
+    :func:`_diffuse_opaque_row` gives.
+    """
     pal, order, gaps, opaque, anything = palette
+    clear = settings[1]
     colours, counts, error = tally
-    has_alpha, clear, level, selective = settings
+    squares = 0
     width = packed.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     ahead[:, :] = 0.0
@@ -367,15 +367,16 @@ def _diffuse_row(y, packed, above, row, below, palette, settings, err, out, tall
     guess = 0
     for step in range(width):
         x = step if forward else width - 1 - step
-        alpha = packed[x] >> 24 if has_alpha else 255
+        p = packed[x]
+        alpha = p >> 24
         if alpha == 0 and clear >= 0:
             out[x] = clear  # neither takes nor passes on error
-            _tally(packed[x], clear, colours, counts, error)
+            counts[clear] += 1
+            for c in range(4):
+                miss = np.int64((p >> (8 * c)) & 255) - colours[clear, c]
+                squares += miss * miss
             continue
-        weight = level
-        if selective:
-            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
-            weight *= flat * flat
+        weight = weights[x]
         i = x + 1  # error rows have one cell of padding at each end
         e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
         e3 = here[i, 3] * weight if alpha < 255 else 0.0
@@ -387,27 +388,50 @@ def _diffuse_row(y, packed, above, row, below, palette, settings, err, out, tall
         t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
         # Opaque pixels stay opaque: they take opaque entries only (if there are any).
         allowed = opaque if alpha == 255 else anything
-        found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
+        d0, d1 = pal[guess, 0] - t0, pal[guess, 1] - t1
+        d2, d3 = pal[guess, 2] - t2, pal[guess, 3] - t3
+        from_guess = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3)
+        found, best_d, bound = -1, np.inf, np.inf
+        for j in range(order.shape[1]):
+            if gaps[guess, j] >= bound:
+                break
+            c = order[guess, j]
+            if not allowed[c]:
+                continue
+            d0, d1, d2, d3 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2, pal[c, 3] - t3
+            d = d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
+            if d < best_d or (d == best_d and c < found):
+                found, best_d = c, d
+                bound = from_guess + np.sqrt(d)
         guess = found
         out[x] = found
-        _tally(packed[x], found, colours, counts, error)
+        counts[found] += 1
+        for c in range(4):
+            miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
+            squares += miss * miss
         q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
         q2, q3 = t2 - pal[found, 2], t3 - pal[found, 3]
         damp = 1.0
         if q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3 > MAX_ERROR * MAX_ERROR:
             damp = DAMPING
-        _spread(here, ahead, i, side, 0, q0 * damp)
-        _spread(here, ahead, i, side, 1, q1 * damp)
-        _spread(here, ahead, i, side, 2, q2 * damp)
-        _spread(here, ahead, i, side, 3, q3 * damp)
-
-
-@njit(cache=True, inline="always")
-def _tally(p, found, colours, counts, error):
-    counts[found] += 1
-    for c in range(colours.shape[1]):
-        miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
-        error[0] += miss * miss
+        q0, q1, q2, q3 = q0 * damp, q1 * damp, q2 * damp, q3 * damp
+        here[i + side, 0] += q0 * (7.0 / 16.0)
+        here[i + side, 1] += q1 * (7.0 / 16.0)
+        here[i + side, 2] += q2 * (7.0 / 16.0)
+        here[i + side, 3] += q3 * (7.0 / 16.0)
+        ahead[i - side, 0] += q0 * (3.0 / 16.0)
+        ahead[i - side, 1] += q1 * (3.0 / 16.0)
+        ahead[i - side, 2] += q2 * (3.0 / 16.0)
+        ahead[i - side, 3] += q3 * (3.0 / 16.0)
+        ahead[i, 0] += q0 * (5.0 / 16.0)
+        ahead[i, 1] += q1 * (5.0 / 16.0)
+        ahead[i, 2] += q2 * (5.0 / 16.0)
+        ahead[i, 3] += q3 * (5.0 / 16.0)
+        ahead[i + side, 0] += q0 * (1.0 / 16.0)
+        ahead[i + side, 1] += q1 * (1.0 / 16.0)
+        ahead[i + side, 2] += q2 * (1.0 / 16.0)
+        ahead[i + side, 3] += q3 * (1.0 / 16.0)
+    error[0] += squares
 
 
 @njit(cache=True)
@@ -443,12 +467,11 @@ def _label_row(y, below, packed, rows, palette, grid, settings, err, out):
     above, row = rows[max(y - 1, 0) % 3], rows[y % 3]
     labels, tally = out[0][y * width : (y + 1) * width], out[1:]
     has_alpha, _, level, selective = settings
-    if has_alpha:
-        source = packed[y % 3]
-        _diffuse_row(y, source, above, row, rows[below % 3], palette, settings, err, labels, tally)
-        return
     weights = np.empty(width)
     _flatness_weights(above, row, rows[below % 3], level, selective, weights)
+    if has_alpha:
+        _diffuse_row(y, packed[y % 3], row, weights, palette, settings, err, labels, tally)
+        return
     _diffuse_opaque_row(y, packed[y % 3], row, weights, palette, grid, err, labels, tally)
 
 

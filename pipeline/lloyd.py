@@ -14,6 +14,9 @@ import numpy as np
 from pipeline.compiled import njit
 from pipeline.sorting import argsort_stable
 
+#: Lloyd runs of at least this many steps track each point's runner-up centre (see lloyd).
+TIGHT_FROM_STEPS = 10
+
 
 @njit(cache=True, inline="always")
 def _squared(points, i, centres, c):
@@ -104,6 +107,47 @@ def _insertion_sort(values, indices):
 
 
 @njit(cache=True)
+def _nearest_two_and_bound(points, i, centres, guess, first, order, gaps):
+    """Nearest centre of point i and its distance, the runner-up and its distance, and a lower
+    bound on the distance to every other centre: as :func:`_nearest_and_bound`, but searching
+    on until D is beyond |x − g| + the third-nearest distance so far, so that both bounds are
+    exact distances, not barely above the nearest one (which the next centre moves undo)."""
+    best, runner_up = guess, -1
+    from_guess = first
+    best_squared, second_squared, third_squared = first * first, np.inf, np.inf
+    reach = np.inf
+    for j in range(1, centres.shape[0]):
+        if gaps[guess, j] > reach:
+            break
+        c = order[guess, j]
+        d = _squared(points, i, centres, c)
+        if d < best_squared:
+            third_squared = second_squared
+            second_squared, runner_up = best_squared, best
+            best_squared, best = d, c
+        elif d < second_squared:
+            third_squared = second_squared
+            second_squared, runner_up = d, c
+        elif d < third_squared:
+            third_squared = d
+        else:
+            continue
+        reach = from_guess + np.sqrt(third_squared)
+    distances = np.sqrt(best_squared), np.sqrt(second_squared), np.sqrt(third_squared)
+    return best, runner_up, distances[0], distances[1], distances[2]
+
+
+@njit(cache=True, inline="always")
+def _move(points, i, w, source, target, totals, sums):
+    """Move point i (weight w) from cluster ``source``'s sums to cluster ``target``'s."""
+    totals[source] -= w
+    totals[target] += w
+    for j in range(points.shape[1]):
+        sums[source, j] -= w * points[i, j]
+        sums[target, j] += w * points[i, j]
+
+
+@njit(cache=True)
 def lloyd(points, weights, centres, iterations, tol, relax, min_gain):
     """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
 
@@ -111,15 +155,26 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain):
     weighted mean (an empty cluster keeps its centre), until no centre moves ``tol``, or two
     steps in a row have each lowered the inertia by less than ``min_gain`` of it (measured at
     the clusters' means, which the cluster sums give for free), or after ``iterations``
-    steps. Hamerly's bounds (an upper bound on each point's distance to its own
-    centre, a lower bound on its distance to any other) skip the points that cannot have
-    changed cluster; cluster sums are kept up to date point by point.
+    steps.
+
+    Hamerly's bounds (an upper bound on each point's distance to its own centre, a lower bound
+    on its distance to any other) skip the points that cannot have changed cluster; cluster
+    sums are kept up to date point by point. For long runs (TIGHT_FROM_STEPS steps or more)
+    the lower bound is split in two, as in Drake's algorithm: one for the runner-up centre,
+    which loosens only by that centre's own move, and one for all the others, which loosens by
+    the largest move but starts at the third-nearest distance. Most points near a boundary
+    between two clusters then pass the test, or need just their runner-up's distance, instead
+    of a search at every step (the RGB mode's 20 steps at K=64: about a fifth faster; short
+    runs lose more on the longer searches than they gain).
     """
     n, dims = points.shape
     k = centres.shape[0]
+    tight = iterations >= TIGHT_FROM_STEPS
     labels = np.empty(n, np.int64)
+    seconds = np.full(n, -1, np.int64)  # runner-up centre, -1: not tracked
     upper = np.empty(n)
-    lower = np.empty(n)
+    near = np.full(n, np.inf)  # lower bound on the distance to the runner-up
+    lower = np.empty(n)  # lower bound on the distance to every other centre
     totals = np.zeros(k)
     sums = np.zeros((k, dims))
     order = np.empty((k, k), np.int64)
@@ -169,26 +224,38 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain):
             break
         _neighbours(centres, order, gaps, half, distance, True)
         for i in range(n):
-            own = labels[i]
+            own, other = labels[i], seconds[i]
             upper[i] += step[own]
-            lower[i] -= runner_up if own == fastest else largest
-            bound = max(half[own], lower[i])
+            lower[i] -= runner_up if fastest == own or fastest == other else largest
+            if other >= 0:
+                near[i] -= step[other]
+            bound = max(half[own], min(near[i], lower[i]))
             if upper[i] <= bound:
                 continue
             upper[i] = np.sqrt(_squared(points, i, centres, own))
             if upper[i] <= bound:
                 continue
-            best, upper[i], lower[i] = _nearest_and_bound(
-                points, i, centres, own, upper[i], order, gaps
-            )
+            if other >= 0 and upper[i] <= lower[i]:
+                # Only the runner-up may be nearer: its distance settles it.
+                near[i] = np.sqrt(_squared(points, i, centres, other))
+                if upper[i] <= near[i]:
+                    continue
+                if near[i] < lower[i]:
+                    labels[i], seconds[i] = other, own
+                    upper[i], near[i] = near[i], upper[i]
+                    _move(points, i, weights[i], own, other, totals, sums)
+                    continue
+            if tight:
+                best, seconds[i], upper[i], near[i], lower[i] = _nearest_two_and_bound(
+                    points, i, centres, own, upper[i], order, gaps
+                )
+            else:
+                best, upper[i], lower[i] = _nearest_and_bound(
+                    points, i, centres, own, upper[i], order, gaps
+                )
             if best != own:
                 labels[i] = best
-                w = weights[i]
-                totals[own] -= w
-                totals[best] += w
-                for j in range(dims):
-                    sums[own, j] -= w * points[i, j]
-                    sums[best, j] += w * points[i, j]
+                _move(points, i, weights[i], own, best, totals, sums)
     return centres
 
 
