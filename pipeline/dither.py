@@ -135,7 +135,9 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
     ``order[g]`` lists the entries by distance from entry g and ``gaps[g]`` those distances.
     An entry c at distance D from g is at least D − |t − g| from t, so once D reaches
-    |t − g| + |t − best| no entry further out can be nearer.
+    |t − g| + |t − best| no entry further out can be nearer. Images without alpha use it where
+    the grid cannot serve (a point off it, a full pool); the row loop of images with alpha has
+    the same search written out (see :func:`_diffuse_opaque_row` for why).
     """
     from_guess = np.sqrt(_distance(pal, guess, t0, t1, t2, t3))
     best, best_d, bound = -1, np.inf, np.inf

@@ -166,13 +166,25 @@ def test_photos_label_exactly(request, photo, space):
 
 @pytest.mark.parametrize("use_table", [True, False])
 def test_both_rgb_labelling_routes(monkeypatch, use_table):
-    """The distinct-colour table and the per-pixel product give the same exact labels."""
+    """The lookup by distinct colour and the per-pixel product give the same exact labels
+    (the image is large enough for the compiled histogram, whose bit per colour the lookup
+    reads)."""
     monkeypatch.setattr(quantize_module, "_COST_LOOKUP", 0.0 if use_table else 1e18)
+    routes = []
+    choose = quantize_module._colour_labels
+
+    def recorded(*args):
+        lookup = choose(*args)
+        routes.append(lookup is not None)
+        return lookup
+
+    monkeypatch.setattr(quantize_module, "_colour_labels", recorded)
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (40, 3))
-    pixels = base[rng.integers(0, 40, (128, 160))] + rng.integers(-6, 7, (128, 160, 3))
+    pixels = base[rng.integers(0, 40, (192, 192))] + rng.integers(-6, 7, (192, 192, 3))
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image_labels_match_brute_force(image, 64, "rgb")
+    assert routes == [use_table]
 
 
 def test_fewer_colours_than_k_is_lossless():
