@@ -4,7 +4,8 @@ METHOD is a key of ``benchmarks.methods.BY_KEY`` or ``pngquant``; a ``+plain-dec
 decodes with Pillow directly instead of ``pipeline.load.load_image`` (to show what that costs).
 
 The process first warms up (imports and one small quantization), so the figures exclude
-start-up; then it decodes the photo, quantizes it and writes the indexed PNG, and prints one JSON
+start-up; then it decodes the photo, quantizes it, frees the decoded photo (as the pipeline does
+before encoding) and writes the indexed PNG, and prints one JSON
 line with the time of each step and the peak resident memory of the whole process (VmHWM).
 pngquant is timed as its own process (its input is a PNG copy of the photo); its memory is that
 child's VmHWM, sampled while it runs.
@@ -82,6 +83,7 @@ def measure(name: str, k: int, path: Path) -> dict:
     decoded = time.perf_counter()
     indexed = method(image, k)
     quantized = time.perf_counter()
+    del image  # freed before encoding, as pipeline/process.py does
     data = png_bytes(indexed)
     with tempfile.NamedTemporaryFile(suffix=".png") as handle:
         handle.write(data)

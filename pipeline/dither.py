@@ -19,11 +19,13 @@ pixels. So, like libimagequant's remapper:
 The error lives in the working space (Oklab, or sRGB scaled to 0–1). Pixels are converted inside
 the compiled loop (a 256-entry table for the sRGB transfer function, a two-step Halley cube root)
 so no per-pixel float image is ever held, and the image is fed strip by strip, so memory stays
-flat on big photos. The nearest palette colour is searched from the previous pixel's colour
-outwards through that colour's neighbours sorted by distance, stopping once the triangle
-inequality rules the rest out. Images without alpha use a faster route: a grid over the working
-space whose cells list, on first use, the only entries that can be nearest somewhere in the
-cell. Both are exact.
+flat on big photos. Images without alpha take a faster route: a grid over the working space
+whose cells list, on first use, the only entries that can be nearest somewhere in the cell
+(usually two to five: a dithered pixel's target lies between palette colours, so the cells it
+visits are near the borders between them), and a row loop that leaves out the alpha channel,
+with each pixel's selectivity weight computed beforehand for the whole row. Images with alpha
+search from the previous pixel's colour outwards through that colour's neighbours sorted by
+distance, stopping once the triangle inequality rules the rest out. Both searches are exact.
 
 Everything is deterministic: the same pixels, palette and settings give the same labels.
 
@@ -37,7 +39,6 @@ import numpy as np
 from pipeline.compiled import njit
 from pipeline.oklab import LINEAR_TO_LMS, LMS_TO_OKLAB, srgb_to_linear
 from pipeline.settings import DEFAULT_DITHER, SPACES
-from pipeline.sorting import argsort_stable
 
 #: Default strength: the fraction of each pixel's error passed on (0 = exact labelling).
 DEFAULT_LEVEL = DEFAULT_DITHER
@@ -63,6 +64,7 @@ EDGE_GAIN, EDGE_FLOOR = 1.5, 0.0
 #: Nearest-colour grid (images without alpha): cell edge in working-space units, the box every
 #: source colour lies in per space (Oklab's sRGB gamut; sRGB's unit cube), and the number of
 #: candidate entries all filled cells may list together before the search goes without it.
+#: Measured on the timing mix at K=64: cells of 1/16 and 1/64 cost 7% more than 1/32.
 GRID_CELL = 1.0 / 32.0
 GRID_SCALE = 1.0 / GRID_CELL  # a power of two: multiplying by it is exact, and cheaper
 GRID_BOUNDS = {
@@ -71,12 +73,17 @@ GRID_BOUNDS = {
 }
 GRID_POOL = 1 << 20
 
+#: An entry is left out of a cell's list when it is farther than another entry from every point
+#: of the cell by more than this (squared working-space units): a margin far above rounding, so
+#: an entry that might tie is always kept.
+DOMINATED_MARGIN = 1e-12
+
 #: Weight of alpha against colour in the distance of semi-transparent pixels (libimagequant
 #: weighs alpha 0.625 against green 1.0).
 ALPHA_WEIGHT = 0.625
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # no zero-divisor checks: the loops vectorise
 def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
     """Packed pixels → (n, 4) working-space coordinates: colour (premultiplied by alpha) and
     alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are float32 scratch of 3n each.
@@ -128,7 +135,9 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
     ``order[g]`` lists the entries by distance from entry g and ``gaps[g]`` those distances.
     An entry c at distance D from g is at least D − |t − g| from t, so once D reaches
-    |t − g| + |t − best| no entry further out can be nearer.
+    |t − g| + |t − best| no entry further out can be nearer. Images without alpha use it where
+    the grid cannot serve (a point off it, a full pool); the row loop of images with alpha has
+    the same search written out (see :func:`_diffuse_opaque_row` for why).
     """
     from_guess = np.sqrt(_distance(pal, guess, t0, t1, t2, t3))
     best, best_d, bound = -1, np.inf, np.inf
@@ -146,14 +155,14 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
 
 @njit(cache=True)
-def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
-    """List the palette entries that can be nearest to some point of grid cell ``cell``,
-    nearest to the cell first, each with its smallest squared distance to the cell.
+def _fill_cell(pal, cell, lo, shape, cells, pool, used):
+    """List the palette entries that can be nearest to some point of grid cell ``cell``.
 
-    An entry whose smallest distance to the cell's box exceeds the smallest of the entries'
-    largest distances to it is never nearest there. Colour channels only: the grid serves
-    images without alpha, whose alpha coordinate is the same for every pixel and entry.
-    Returns False when the pool is full (the caller then searches without the grid).
+    First, an entry whose smallest distance to the cell's box exceeds the smallest of the
+    entries' largest distances to it is never nearest there; then so is one that another
+    listed entry beats everywhere in the box (:func:`_undominated`). Colour channels only: the
+    grid serves images without alpha, whose alpha coordinate is the same for every pixel and
+    entry. Returns False when the pool is full (the caller then searches without the grid).
     """
     index = (cell // (shape[1] * shape[2]), (cell // shape[2]) % shape[1], cell % shape[2])
     k = pal.shape[0]
@@ -170,53 +179,64 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
             high += far * far
         near[c] = low
         bound = min(bound, high)
-    first = used[0]
     listed = np.empty(k, np.int64)
     count = 0
     for c in range(k):  # element by element: a fancy index compiles numba's shape checks
         if near[c] <= bound:
             listed[count] = c
             count += 1
+    count = _undominated(pal, index, lo, listed, count)
+    first = used[0]
     if first + count > pool.shape[0]:
         return False
-    listed_near = np.empty(count)
     for n in range(count):
-        listed_near[n] = near[listed[n]]
-    ranked = np.empty(count, np.int64)
-    argsort_stable(listed_near, ranked)
-    for n in range(count):
-        pool[first + n] = listed[ranked[n]]
-        pool_near[first + n] = listed_near[ranked[n]]
+        pool[first + n] = listed[n]
     used[0] = first + count
     cells[cell, 0], cells[cell, 1] = first, count
     return True
 
 
-@njit(cache=True, inline="always")
-def _nearest_in_grid(pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3):
-    """Exact nearest palette entry to t from its grid cell's candidates; −1 off the grid.
+@njit(cache=True)
+def _undominated(pal, index, lo, listed, count):
+    """Keep, in place and in order, the first ``count`` entries of ``listed`` that no other of
+    them beats everywhere in the cell's box; return how many are kept.
 
-    Candidates come nearest to the cell first; once one's smallest distance to the cell
-    exceeds the best distance found, neither it nor any after it can be nearer."""
-    i = int((t0 - lo[0]) * GRID_SCALE)
-    j = int((t1 - lo[1]) * GRID_SCALE)
-    k = int((t2 - lo[2]) * GRID_SCALE)
-    if not (0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]):
+    Entry b beats c at point p when |p − c|² − |p − b|² = |c|² − |b|² + 2 p·(b − c) > 0, a
+    linear function of p, so it beats c everywhere in the box when that holds at the box's
+    corner where the function is least (per axis, the low or high edge by the sign of b − c).
+    """
+    beaten = np.zeros(count, np.bool_)
+    for a in range(count):
+        c = listed[a]
+        for m in range(count):
+            b = listed[m]
+            margin = 0.0
+            for axis in range(3):
+                edge = lo[axis] + index[axis] * GRID_CELL
+                slope = 2.0 * (pal[b, axis] - pal[c, axis])
+                margin += pal[c, axis] * pal[c, axis] - pal[b, axis] * pal[b, axis]
+                margin += min(slope * edge, slope * (edge + GRID_CELL))
+            if b != c and margin > DOMINATED_MARGIN:
+                beaten[a] = True
+                break
+    kept = 0
+    for a in range(count):
+        if not beaten[a]:
+            listed[kept] = listed[a]
+            kept += 1
+    return kept
+
+
+@njit(cache=True, inline="always")
+def _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2):
+    """The grid cell that point t lies in, or −1 off the grid (scalars only, see
+    :func:`_diffuse_opaque_row`)."""
+    i = int((t0 - lo0) * GRID_SCALE)
+    j = int((t1 - lo1) * GRID_SCALE)
+    k = int((t2 - lo2) * GRID_SCALE)
+    if not (0 <= i < shape0 and 0 <= j < shape1 and 0 <= k < shape2):
         return -1
-    cell = (i * shape[1] + j) * shape[2] + k
-    if cells[cell, 0] < 0 and not _fill_cell(pal, cell, lo, shape, cells, pool, pool_near, used):
-        return -1
-    first = cells[cell, 0]
-    best = pool[first]
-    best_d = _distance(pal, best, t0, t1, t2, t3)
-    for n in range(first + 1, first + cells[cell, 1]):
-        if pool_near[n] > best_d:
-            break
-        c = pool[n]
-        d = _distance(pal, c, t0, t1, t2, t3)
-        if d < best_d or (d == best_d and c < best):
-            best, best_d = c, d
-    return best
+    return (i * shape1 + j) * shape2 + k
 
 
 @njit(cache=True, inline="always")
@@ -231,21 +251,114 @@ def _contrast(above, row, below, x, width):
     return edge
 
 
-@njit(cache=True, inline="always")
-def _spread(here, ahead, i, side, c, q):
-    """Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead."""
-    here[i + side, c] += q * (7.0 / 16.0)
-    ahead[i - side, c] += q * (3.0 / 16.0)
-    ahead[i, c] += q * (5.0 / 16.0)
-    ahead[i + side, c] += q * (1.0 / 16.0)
+@njit(cache=True)
+def _flatness_weights(above, row, below, level, selective, out):
+    """The share of its incoming error each pixel of ``row`` takes: ``level``, scaled down
+    where the source has edges or fine texture (a plain loop over the row, apart from the
+    serial error diffusion)."""
+    width = row.shape[0]
+    for x in range(width):
+        weight = level
+        if selective:
+            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
+            weight *= flat * flat
+        out[x] = weight
 
 
 @njit(cache=True)
-def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out):
-    """Label row y, taking its incoming error from ``err[y % 2]`` and passing error on."""
+def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally):
+    """Label row y of an image without alpha, taking its incoming error from ``err[y % 2]``
+    and passing error on; colour channels only (alpha is the same for every pixel and entry,
+    so its error is always zero). Labels exactly as :func:`_diffuse_row` would, and tallies
+    as it does.
+
+    The nearest entry is the best of the pixel's grid-cell candidates, all measured without
+    branches that depend on the distances (the processor could not predict them; ties go to
+    the lower index, as everywhere). The search and the spreading are written out here rather
+    than in inlined helpers: numba counts references to every array an inlined helper takes,
+    a dozen atomic operations per pixel that cost more than the rest of the loop.
+    """
+    pal, order, gaps, opaque, _ = palette
+    lo, shape, cells, pool, used = grid
+    colours, counts, error = tally
+    squares = 0
+    lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
+    width = row.shape[0]
+    here, ahead = err[y % 2], err[(y + 1) % 2]
+    ahead[:, :] = 0.0
+    forward = y % 2 == 0
+    side = 1 if forward else -1
+    found = 0
+    for step in range(width):
+        x = step if forward else width - 1 - step
+        weight = weights[x]
+        i = x + 1  # error rows have one cell of padding at each end
+        e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
+        keep = 1.0 if e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR else 0.0
+        t0 = row[x, 0] + min(max(e0, -CLIP), CLIP) * keep
+        t1 = row[x, 1] + min(max(e1, -CLIP), CLIP) * keep
+        t2 = row[x, 2] + min(max(e2, -CLIP), CLIP) * keep
+        nearest = -1
+        cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
+        if cell >= 0 and (
+            cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
+        ):
+            first, count = cells[cell, 0], cells[cell, 1]
+            nearest = pool[first]
+            if count > 1:
+                a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+                best = a0 * a0 + a1 * a1 + a2 * a2
+                for n in range(first + 1, first + count):
+                    c = pool[n]
+                    a0, a1, a2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+                    d = a0 * a0 + a1 * a1 + a2 * a2
+                    better = d < best or (d == best and c < nearest)
+                    nearest = c if better else nearest
+                    best = d if better else best
+        if nearest < 0:
+            t3 = row[x, 3] + 0.0
+            nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
+        found = nearest
+        out[x] = found
+        counts[found] += 1  # the tally is off the error's path from pixel to pixel: it is free
+        p = packed[x]
+        for c in range(3):
+            miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
+            squares += miss * miss
+        q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
+        damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
+        q0, q1, q2 = q0 * damp, q1 * damp, q2 * damp
+        # Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead.
+        here[i + side, 0] += q0 * (7.0 / 16.0)
+        here[i + side, 1] += q1 * (7.0 / 16.0)
+        here[i + side, 2] += q2 * (7.0 / 16.0)
+        ahead[i - side, 0] += q0 * (3.0 / 16.0)
+        ahead[i - side, 1] += q1 * (3.0 / 16.0)
+        ahead[i - side, 2] += q2 * (3.0 / 16.0)
+        ahead[i, 0] += q0 * (5.0 / 16.0)
+        ahead[i, 1] += q1 * (5.0 / 16.0)
+        ahead[i, 2] += q2 * (5.0 / 16.0)
+        ahead[i + side, 0] += q0 * (1.0 / 16.0)
+        ahead[i + side, 1] += q1 * (1.0 / 16.0)
+        ahead[i + side, 2] += q2 * (1.0 / 16.0)
+    error[0] += squares
+
+
+@njit(cache=True)
+def _diffuse_row(y, packed, row, weights, palette, settings, err, out, tally):
+    """Label row y of an image with alpha, taking its incoming error from ``err[y % 2]`` and
+    passing error on; add each pixel's label to ``tally``'s counts and its squared miss from
+    the source (0–255 channels, alpha included) to its error.
+
+    The nearest entry is searched outwards from the previous pixel's (as
+    :func:`_nearest_outwards`), and the spreading is Floyd–Steinberg's (7/16 ahead on this
+    row; 3/16, 5/16, 1/16 below), both written out for the reason
+    :func:`_diffuse_opaque_row` gives.
+    """
     pal, order, gaps, opaque, anything = palette
-    lo, shape, cells, pool, pool_near, used = grid
-    has_alpha, clear, level, selective = settings
+    clear = settings[1]
+    colours, counts, error = tally
+    squares = 0
     width = packed.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     ahead[:, :] = 0.0
@@ -254,14 +367,16 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
     guess = 0
     for step in range(width):
         x = step if forward else width - 1 - step
-        alpha = packed[x] >> 24 if has_alpha else 255
+        p = packed[x]
+        alpha = p >> 24
         if alpha == 0 and clear >= 0:
             out[x] = clear  # neither takes nor passes on error
+            counts[clear] += 1
+            for c in range(4):
+                miss = np.int64((p >> (8 * c)) & 255) - colours[clear, c]
+                squares += miss * miss
             continue
-        weight = level
-        if selective:
-            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
-            weight *= flat * flat
+        weight = weights[x]
         i = x + 1  # error rows have one cell of padding at each end
         e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
         e3 = here[i, 3] * weight if alpha < 255 else 0.0
@@ -271,31 +386,52 @@ def _diffuse_row(y, packed, above, row, below, palette, grid, settings, err, out
         t1 = row[x, 1] + min(max(e1, -CLIP), CLIP)
         t2 = row[x, 2] + min(max(e2, -CLIP), CLIP)
         t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
-        found = -1
-        if not has_alpha:
-            # Nearer to the previous pixel's entry than half its gap to any other entry: that
-            # entry is the nearest (the triangle inequality), with no search at all.
-            if _distance(pal, guess, t0, t1, t2, t3) < gaps[guess, 1] * gaps[guess, 1] * 0.25:
-                found = guess
-            else:
-                found = _nearest_in_grid(
-                    pal, lo, shape, cells, pool, pool_near, used, t0, t1, t2, t3
-                )
-        if found < 0:
-            # Opaque pixels stay opaque: they take opaque entries only (if there are any).
-            allowed = opaque if alpha == 255 else anything
-            found = _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3)
+        # Opaque pixels stay opaque: they take opaque entries only (if there are any).
+        allowed = opaque if alpha == 255 else anything
+        d0, d1 = pal[guess, 0] - t0, pal[guess, 1] - t1
+        d2, d3 = pal[guess, 2] - t2, pal[guess, 3] - t3
+        from_guess = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3)
+        found, best_d, bound = -1, np.inf, np.inf
+        for j in range(order.shape[1]):
+            if gaps[guess, j] >= bound:
+                break
+            c = order[guess, j]
+            if not allowed[c]:
+                continue
+            d0, d1, d2, d3 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2, pal[c, 3] - t3
+            d = d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3
+            if d < best_d or (d == best_d and c < found):
+                found, best_d = c, d
+                bound = from_guess + np.sqrt(d)
         guess = found
         out[x] = found
+        counts[found] += 1
+        for c in range(4):
+            miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
+            squares += miss * miss
         q0, q1 = t0 - pal[found, 0], t1 - pal[found, 1]
         q2, q3 = t2 - pal[found, 2], t3 - pal[found, 3]
         damp = 1.0
         if q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3 > MAX_ERROR * MAX_ERROR:
             damp = DAMPING
-        _spread(here, ahead, i, side, 0, q0 * damp)
-        _spread(here, ahead, i, side, 1, q1 * damp)
-        _spread(here, ahead, i, side, 2, q2 * damp)
-        _spread(here, ahead, i, side, 3, q3 * damp)
+        q0, q1, q2, q3 = q0 * damp, q1 * damp, q2 * damp, q3 * damp
+        here[i + side, 0] += q0 * (7.0 / 16.0)
+        here[i + side, 1] += q1 * (7.0 / 16.0)
+        here[i + side, 2] += q2 * (7.0 / 16.0)
+        here[i + side, 3] += q3 * (7.0 / 16.0)
+        ahead[i - side, 0] += q0 * (3.0 / 16.0)
+        ahead[i - side, 1] += q1 * (3.0 / 16.0)
+        ahead[i - side, 2] += q2 * (3.0 / 16.0)
+        ahead[i - side, 3] += q3 * (3.0 / 16.0)
+        ahead[i, 0] += q0 * (5.0 / 16.0)
+        ahead[i, 1] += q1 * (5.0 / 16.0)
+        ahead[i, 2] += q2 * (5.0 / 16.0)
+        ahead[i, 3] += q3 * (5.0 / 16.0)
+        ahead[i + side, 0] += q0 * (1.0 / 16.0)
+        ahead[i + side, 1] += q1 * (1.0 / 16.0)
+        ahead[i + side, 2] += q2 * (1.0 / 16.0)
+        ahead[i + side, 3] += q3 * (1.0 / 16.0)
+    error[0] += squares
 
 
 @njit(cache=True)
@@ -303,7 +439,8 @@ def _feed(strip, last, packed, rows, scratch, err, received, table, palette, gri
     """Take the next whole rows of the image and label every row whose next row is known.
 
     Row y is labelled once row y + 1 has arrived (its contrast needs the row below), and the
-    last row when ``last`` is set. ``received[0]`` counts the rows taken so far.
+    last row when ``last`` is set. ``received[0]`` counts the rows taken so far. ``out``: the
+    labels, and the tally (:func:`dither`).
     """
     lut, m1, m2, oklab = table
     lms, bits = scratch
@@ -327,19 +464,15 @@ def _feed(strip, last, packed, rows, scratch, err, received, table, palette, gri
 def _label_row(y, below, packed, rows, palette, grid, settings, err, out):
     """Label row y of the three rows held (y − 1, y and ``below``)."""
     width = packed.shape[1]
-    above = rows[max(y - 1, 0) % 3]
-    _diffuse_row(
-        y,
-        packed[y % 3],
-        above,
-        rows[y % 3],
-        rows[below % 3],
-        palette,
-        grid,
-        settings,
-        err,
-        out[y * width : (y + 1) * width],
-    )
+    above, row = rows[max(y - 1, 0) % 3], rows[y % 3]
+    labels, tally = out[0][y * width : (y + 1) * width], out[1:]
+    has_alpha, _, level, selective = settings
+    weights = np.empty(width)
+    _flatness_weights(above, row, rows[below % 3], level, selective, weights)
+    if has_alpha:
+        _diffuse_row(y, packed[y % 3], row, weights, palette, settings, err, labels, tally)
+        return
+    _diffuse_opaque_row(y, packed[y % 3], row, weights, palette, grid, err, labels, tally)
 
 
 def _conversion_table(space: str):
@@ -383,8 +516,7 @@ def _grid(space: str):
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
     cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
     pool = np.empty(GRID_POOL, dtype=np.int64)
-    pool_near = np.empty(GRID_POOL, dtype=np.float64)
-    return lo, shape, cells, pool, pool_near, np.zeros(1, dtype=np.int64)
+    return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
 
 
 def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab") -> np.ndarray:
@@ -393,6 +525,14 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     ``palette`` is (n, channels) uint8 in palette order; for RGBA a final entry with alpha 0 is
     the clear entry every fully transparent pixel takes (and no other pixel does).
     """
+    return dither(source, palette, level, space)[0]
+
+
+def dither(source, palette: np.ndarray, level: float, space: str = "oklab"):
+    """:func:`dither_labels`' labels, with the pixels of each palette entry and the squared
+    error of the result (summed over pixels and channels, 0–255, alpha included), counted in
+    the same pass: the loop waits on each pixel's error anyway, so the tally costs nothing
+    there, where a pass of its own over the image would."""
     if not 0.0 <= level <= 1.0:
         raise ValueError(f"dither level must be between 0 and 1, got {level!r}")
     palette = np.asarray(palette, dtype=np.uint8)
@@ -414,7 +554,9 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
     palette_arrays = (coordinates, *neighbour_table(coordinates), opaque, np.ones_like(opaque))
     grid = _grid(space)
     settings = (has_alpha, clear, float(level), True)
-    out = np.empty(width * height, dtype=np.uint8)
+    colours = palette[:, : source.channels].astype(np.int64)
+    counts, error = np.zeros(len(palette), np.int64), np.zeros(1, np.int64)
+    out = (np.empty(width * height, dtype=np.uint8), colours, counts, error)
     strips = source.strips()
     strip = next(strips, None)
     while strip is not None:
@@ -422,7 +564,7 @@ def dither_labels(source, palette: np.ndarray, level: float, space: str = "oklab
         last = following is None
         _feed(np.ascontiguousarray(strip), last, *state, table, palette_arrays, grid, settings, out)
         strip = following
-    return out
+    return out[0], counts, int(error[0])
 
 
 def pack_colors(colors: np.ndarray) -> np.ndarray:

@@ -70,8 +70,9 @@ def pixel_weights(image: Image.Image, floor: float = FLOOR_UNDITHERED) -> np.nda
         curvature -= neighbour
     np.abs(curvature, out=curvature)
     sums = _box_sum(_box_max(curvature))
-    table = _weight_table(floor)
-    return table[np.minimum(sums, len(table) - 1)]
+    # take(mode="clip") maps sums beyond the table's end to its last entry (the floor) with no
+    # clipped copy of the sums: four times faster than indexing with np.minimum(...).
+    return _weight_table(floor).take(sums, mode="clip")
 
 
 @functools.cache
@@ -134,5 +135,8 @@ def weighted_bins(source, histogram, floor: float):
 def weighted_colours(histogram, ratio: np.ndarray, colors: np.ndarray, counts: np.ndarray):
     """The exact distinct colours' weights (float64): each colour's count times its bin's
     weight per pixel (``ratio``, from :func:`weighted_bins`). ``colors`` are packed."""
-    slot = np.searchsorted(histogram.keys, bin_keys(colors, histogram.bits, histogram.channels))
-    return counts * ratio[slot]
+    # A dense table of every bin's ratio: one gather per colour, several times faster than a
+    # binary search of each colour's bin among the occupied ones.
+    dense = np.zeros(1 << (histogram.bits * histogram.channels))
+    dense[histogram.keys] = ratio
+    return counts * dense[bin_keys(colors, histogram.bits, histogram.channels)]

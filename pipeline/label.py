@@ -10,8 +10,8 @@ the lowest index, which sits in the low 8 bits. A minimum across rows of a (K, n
 vectorised sweep, several times faster than ``argmin`` along short rows.
 
 An RGB photo has far fewer distinct colours than pixels, so the labels are usually computed once
-per distinct colour and written into a 2^24-entry table indexed by the packed colour; labelling a
-pixel is then a single lookup (:func:`fill_color_table`).
+per distinct colour; each pixel then looks its colour's label up
+(:mod:`pipeline.colour_ranks`).
 """
 
 import numpy as np
@@ -22,8 +22,11 @@ from pipeline.space import to_working
 #: Entries of the (K × block) distance matrix per block: 2 MB of float64 stays in cache.
 BLOCK_ENTRIES = 1 << 18
 
-#: Colours converted to a space's coordinates per block when labelling (8 MB of float64).
-CONVERT_BLOCK = 1 << 18
+#: Colours converted to a space's coordinates per block when labelling: 1.5 MB of float64
+#: coordinates, and a few temporaries as large while converting. Blocks of 2^18 raised a 24 MP
+#: photo's peak memory by 25 MB while its 625,000 colours were labelled; more blocks cost
+#: nothing measurable.
+CONVERT_BLOCK = 1 << 16
 
 #: Palette indices ride in the low bits of the folded distances: 8 bits in float64 (K ≤ 256);
 #: 6 bits in float32 (K ≤ 64), exact there only for colours centred on 0 (see Labeler).
@@ -154,15 +157,6 @@ def make_labeler(palette: np.ndarray, space: str):
     """The exact labeler of ``space``: integer-exact :class:`Labeler` for ``rgb``,
     :class:`SpaceLabeler` otherwise. Both map packed colours to palette indices."""
     return Labeler(palette) if space == "rgb" else SpaceLabeler(palette, space)
-
-
-def fill_color_table(labeler: Labeler, distinct: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Write the exact label of each distinct packed RGB colour into ``table`` (2^24 uint8).
-
-    Entries of colours not listed keep whatever they held. Returns ``table``.
-    """
-    table[distinct] = labeler(distinct, distinct=True)
-    return table
 
 
 def squared_error(packed: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> int:

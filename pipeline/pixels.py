@@ -107,11 +107,3 @@ def bin_keys(packed: np.ndarray, bits: int, channels: int) -> np.ndarray:
             keys |= piece
         out[part] = keys
     return out
-
-
-def rgb_lookup(table: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """``table[rgb]`` for each packed pixel (padding byte ignored), block by block."""
-    out = np.empty(len(packed), dtype=table.dtype)
-    for part in blocks(len(packed)):
-        out[part] = table[packed[part] & 0xFFFFFF]
-    return out

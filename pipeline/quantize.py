@@ -23,10 +23,11 @@ from pipeline.fit import (
     round_centres,
 )
 from pipeline.flatness import flatness_floor, weighted_bins, weighted_colours
+from pipeline.heap import release_free_memory
 from pipeline.histogram import ColorHistogram, build_histogram
-from pipeline.label import fill_color_table, make_labeler, squared_error
+from pipeline.label import make_labeler, squared_error
 from pipeline.params import QuantizeParams
-from pipeline.pixels import CACHE_PIXELS, PixelSource, rgb_lookup, unpack
+from pipeline.pixels import CACHE_PIXELS, PixelSource, unpack
 from pipeline.settings import DEFAULT_DITHER, DITHERED_INFO, SPACES, STRIP_PIXELS
 from pipeline.space import to_working
 
@@ -61,8 +62,10 @@ def quantize_image(image: Image.Image, params: QuantizeParams) -> QuantizedImage
     source = PixelSource(image)
     timer = _StageTimer()
     histogram = build_histogram(source)
+    release_free_memory(source.count)
     timer.lap("sample")
     palette = _choose_palette(source, histogram, params)
+    release_free_memory(source.count)
     timer.lap("fit")
     return _labelled(source, histogram, palette, timer, params.space, params.dither)
 
@@ -89,6 +92,7 @@ def label_image(
     source = PixelSource(image)
     timer = _StageTimer()
     histogram = build_histogram(source)
+    release_free_memory(source.count)
     timer.lap("sample")
     palette = _palette_for(palette, source.channels, histogram.transparent_count > 0)
     timer.laps["fit"] = 0.0  # nothing fitted: the palette was given
@@ -215,14 +219,15 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
     has_clear = channels == 4 and histogram.transparent_count > 0 and palette[-1, 3] == 0
     opaque_palette = palette[:-1] if has_clear else palette
     labeler = make_labeler(opaque_palette, space)
-    table = _color_table(histogram, labeler, space) if channels == 3 else None
+    table = _colour_labels(histogram, labeler, space) if channels == 3 else None
+    release_free_memory(source.count)  # what labelling the colours left, before the labels
     labels = np.empty(source.count, dtype=np.uint8)
     counts = np.zeros(len(palette), dtype=np.int64)
     error = 0
     start = 0
     for strip in source.strips():
         if table is not None:
-            strip_labels = rgb_lookup(table, strip)
+            strip_labels = table(strip)
         elif has_clear:
             strip_labels = np.full(len(strip), len(palette) - 1, dtype=np.uint8)
             opaque = (strip >> 24) != 0
@@ -235,42 +240,30 @@ def _label_all(source: PixelSource, histogram: ColorHistogram, palette: np.ndarr
         labels[start : start + len(strip)] = strip_labels
         start += len(strip)
     if channels == 3:
-        table = None  # 16 MB no longer needed: keep the peak down
         error, counts = _error_and_counts(source.image, labels, palette)
     return labels, counts, error
 
 
 def _dither_all(source: PixelSource, palette: np.ndarray, space: str, level: float):
     """Labels by error diffusion, with their per-entry counts and squared error."""
-    from pipeline.dither import dither_labels  # numba loads only where pixels are dithered
+    from pipeline.dither import dither  # numba loads only where pixels are dithered
 
-    labels = dither_labels(source, palette, level, space)
-    if source.channels == 3:
-        error, counts = _error_and_counts(source.image, labels, palette)
-        return labels, counts, error
-    counts = np.bincount(labels, minlength=len(palette))
-    error, start = 0, 0
-    for strip in source.strips():
-        error += squared_error(strip, labels[start : start + len(strip)], palette)
-        start += len(strip)
-    return labels, counts, error
+    return dither(source, palette, level, space)
 
 
 #: Rough costs (ns) that pick how RGB pixels are labelled: per colour × palette entry of the
-#: matrix product (plus per colour of its set-up), and per pixel of a table lookup. The
+#: matrix product (plus per colour of its set-up), and per pixel of the lookup by colour. The
 #: histogram pass has already listed the distinct colours.
 _COST_PRODUCT, _COST_ROW, _COST_LOOKUP = 0.4, 3.0, 1.5
 
 
-def _color_table(histogram: ColorHistogram, labeler, space: str) -> np.ndarray | None:
-    """The 2^24 label table over the image's distinct colours, when that is cheaper than
-    labelling every pixel with the matrix product (it is, unless the image is small; in a
-    space other than RGB, each pixel would first have to be converted, so it always is, except
-    for images small enough to have sorted their pixels, whose colours are few anyway).
-
-    The table is never cleared: only the entries of the image's colours are written and read,
-    so only their pages are ever touched."""
-    if histogram.distinct is None or histogram.colour_counts is not None:
+def _colour_labels(histogram: ColorHistogram, labeler, space: str):
+    """The labels of the image's distinct colours, looked up per pixel by colour
+    (:class:`pipeline.colour_ranks.RankedLabels`), when that is cheaper than labelling every
+    pixel with the matrix product (it is, unless the image is small; in a space other than RGB,
+    each pixel would first have to be converted, so it always is, except for images small
+    enough to have sorted their pixels, whose colours are few anyway). None: label directly."""
+    if histogram.present is None or histogram.colour_counts is not None:
         return None
     pixels, k = histogram.pixels, len(labeler.palette)
     per_colour = k * _COST_PRODUCT + _COST_ROW
@@ -278,12 +271,12 @@ def _color_table(histogram: ColorHistogram, labeler, space: str) -> np.ndarray |
     tabled = histogram.distinct_count * per_colour + pixels * _COST_LOOKUP
     if space == "rgb" and direct <= tabled:
         return None
-    table = np.empty(1 << 24, dtype=np.uint8)
+    from pipeline.colour_ranks import RankedLabels  # numba only where pixels are labelled
+
     converted = histogram.converted(space) if space != "rgb" else None
     if converted is not None:  # the fit's last steps converted the colours already
-        table[histogram.distinct] = labeler.label_points(converted)
-        return table
-    return fill_color_table(labeler, histogram.distinct, table)
+        return RankedLabels(histogram.present, labeler.label_points(converted))
+    return RankedLabels(histogram.present, labeler(histogram.distinct, distinct=True))
 
 
 #: Pixels per strip of the error computation on big images (smaller ones go in one piece):

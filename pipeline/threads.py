@@ -41,11 +41,12 @@ def warm_up() -> None:
     On a machine whose cache is cold, one process compiles while the others wait for it
     (:mod:`pipeline.first_compile`)."""
     import pipeline.binning
+    import pipeline.colour_ranks
     import pipeline.dither
     import pipeline.lloyd
     import pipeline.quantize  # noqa: F401
     from pipeline.first_compile import load_or_compile
 
     # Longest to compile first, so that two processes starting together split the work evenly.
-    modules = (pipeline.dither, pipeline.lloyd, pipeline.binning)
+    modules = (pipeline.dither, pipeline.lloyd, pipeline.binning, pipeline.colour_ranks)
     load_or_compile(modules, lambda module: module.warm_up())

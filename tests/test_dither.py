@@ -188,3 +188,21 @@ def test_cache_folder_falls_back_when_the_package_is_read_only(tmp_path, monkeyp
     assert chosen is not None and chosen.startswith(str(tmp_path))
     assert compiled.cache_dir_for(Path("/x"), {"NUMBA_CACHE_DIR": "/set"}) is None
     assert compiled.cache_dir_for(tmp_path, environ) is None  # package folder writable
+
+
+@pytest.mark.parametrize("image", ["rgb", "rgba"])
+def test_the_tally_counts_every_label_and_the_exact_squared_error(china, image):
+    """The loop counts labels and squared error as it goes; both must equal a recount."""
+    from pipeline.label import squared_error
+
+    if image == "rgb":
+        source = PixelSource(Image.fromarray(china[:120, :200]))
+        palette = random_colors(24, 5)
+    else:
+        source = PixelSource(transparent_image())
+        palette = np.column_stack([random_colors(15, 6), np.full(15, 255, np.uint8)])
+        palette[:5, 3] = 128
+        palette = np.vstack([palette, [0, 0, 0, 0]]).astype(np.uint8)
+    labels, counts, error = dither.dither(source, palette, 1.0)
+    assert np.array_equal(counts, np.bincount(labels, minlength=len(palette)))
+    assert error == squared_error(source.all_pixels(), labels, palette) > 0

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import pipeline.quantize as quantize_module
-from pipeline.label import Labeler, SpaceLabeler, fill_color_table
+from pipeline.colour_ranks import RankedLabels
+from pipeline.label import Labeler, SpaceLabeler
 from pipeline.params import QuantizeParams
 from pipeline.pixels import pack
 from pipeline.quantize import quantize_image
@@ -89,13 +90,18 @@ def test_extreme_colours_and_a_single_entry_palette():
     assert not Labeler(palette[:1])(pack(corners)).any()
 
 
-def test_color_table_equals_brute_force():
+def test_labels_looked_up_by_colour_rank_equal_brute_force():
+    """Each distinct colour labelled once, each pixel finding its colour's label by rank (the
+    bit per colour set as the histogram sets it), equals brute force on every pixel."""
     rng = np.random.default_rng(7)
     palette = palette_with_near_ties(rng, 256, 3)
-    colors = np.unique(rng.integers(0, 256, (20_000, 3)).astype(np.uint8), axis=0)
-    table = np.zeros(1 << 24, dtype=np.uint8)
-    fill_color_table(Labeler(palette), pack(colors), table)
-    assert np.array_equal(table[pack(colors)], brute_force_labels(colors, palette))
+    pixels = rng.integers(0, 256, (20_000, 3)).astype(np.uint8)
+    pixels[:64] = [[0, 0, 0], [255, 255, 255]] * 32  # first and last colour, bits 0 and 63
+    packed = pack(pixels)
+    present = np.zeros(1 << 18, dtype=np.uint64)
+    np.bitwise_or.at(present, packed >> 6, np.uint64(1) << (packed & 63).astype(np.uint64))
+    ranked = RankedLabels(present, Labeler(palette)(np.unique(packed), distinct=True))
+    assert np.array_equal(ranked(packed), brute_force_labels(pixels, palette))
 
 
 def image_labels_match_brute_force(image: Image.Image, k: int, space: str) -> None:
@@ -160,13 +166,25 @@ def test_photos_label_exactly(request, photo, space):
 
 @pytest.mark.parametrize("use_table", [True, False])
 def test_both_rgb_labelling_routes(monkeypatch, use_table):
-    """The distinct-colour table and the per-pixel product give the same exact labels."""
+    """The lookup by distinct colour and the per-pixel product give the same exact labels
+    (the image is large enough for the compiled histogram, whose bit per colour the lookup
+    reads)."""
     monkeypatch.setattr(quantize_module, "_COST_LOOKUP", 0.0 if use_table else 1e18)
+    routes = []
+    choose = quantize_module._colour_labels
+
+    def recorded(*args):
+        lookup = choose(*args)
+        routes.append(lookup is not None)
+        return lookup
+
+    monkeypatch.setattr(quantize_module, "_colour_labels", recorded)
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (40, 3))
-    pixels = base[rng.integers(0, 40, (128, 160))] + rng.integers(-6, 7, (128, 160, 3))
+    pixels = base[rng.integers(0, 40, (192, 192))] + rng.integers(-6, 7, (192, 192, 3))
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     image_labels_match_brute_force(image, 64, "rgb")
+    assert routes == [use_table]
 
 
 def test_fewer_colours_than_k_is_lossless():

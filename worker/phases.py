@@ -111,8 +111,9 @@ def _count_rows(jobs: JobStore, settings: JobSettings, rows: list, careful: bool
 
 def run_fit(job: str, broker: str | None = None) -> dict:
     """Fit the shared palette of ``job`` and start its label phase; a no-op unless the job is
-    in the fit phase. Raises OSError when a counts file or the palette cannot be read or
-    written (the task retries)."""
+    in the fit phase. Chunks whose counts file is missing or unreadable are counted again
+    first (:func:`_recount_lost`). Raises OSError when the disk under OUT fails otherwise
+    (the task retries)."""
     jobs, store_ = store(broker), phases(broker)
     phase, cancelled = store_.phase_of(job)
     settings = job_settings(jobs, job)
