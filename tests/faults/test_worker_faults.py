@@ -48,19 +48,28 @@ def test_pool_process_sigkilled_mid_task_is_redelivered(
     job = submit(photos, out, redis_server.url)  # before the workers, so it starts from zero
     # One pool process: whatever the AOF shows in flight at a kill, the victim held it.
     worker = worker_factory(redis_server.url, concurrency=1)
-    wait_until_started(job, redis_server.url)
     aof = redis_server.aof_files()[-1]
 
     pool = set(worker.pool_pids())
+    assert len(pool) == 1, pool
+
+    def begun_and_unfinished():
+        return in_flight(aof, job, until=aof.stat().st_size)
+
+    def the_pool_process():
+        pids = worker.pool_pids()
+        return pids[0] if len(pids) == 1 else None
+
     victims, held = [], set()
-    # A busy process may be between two chunks (reading the next one's ledger entry): that
-    # kill loses nothing but proves nothing either, so kill the refilled process again.
+    # Kill while the AOF shows a chunk begun and not finished, which only the one pool process
+    # can hold. It may finish the chunk between that look and the kill; then look again.
     while not held and len(victims) < KILLS_TO_CATCH_A_BEGUN_CHUNK:
-        victim = wait_for(worker.busy_pool_pid, "a pool process running a task", 30)
+        wait_for(begun_and_unfinished, "a chunk begun and not finished", 30, poll=0.02)
+        victim = wait_for(the_pool_process, "the pool process", 30)
         os.kill(victim, signal.SIGKILL)  # the OOM killer's way
         victims.append(victim)
         time.sleep(DEAD_CLIENT_SETTLE_S)
-        held = in_flight(aof, job, until=aof.stat().st_size)
+        held = begun_and_unfinished()
     assert held, f"no kill of {victims} caught a begun chunk"
     assert_struck_mid_job(job_status(job, redis_server.url))
 
