@@ -23,9 +23,9 @@ from pipeline.space import to_working
 BLOCK_ENTRIES = 1 << 18
 
 #: Colours converted to a space's coordinates per block when labelling: 1.5 MB of float64
-#: coordinates, and a few temporaries as large while converting. Blocks of 2^18 raised a 24 MP
-#: photo's peak memory by 25 MB while its 625,000 colours were labelled; more blocks cost
-#: nothing measurable.
+#: coordinates, and a few temporaries as large while converting. Blocks of 2^18 took 25 MB
+#: more while a 24 MP photo's 625,000 colours were labelled; more blocks cost nothing
+#: measurable.
 CONVERT_BLOCK = 1 << 16
 
 #: Palette indices ride in the low bits of the folded distances: 8 bits in float64 (K ≤ 256);
