@@ -383,20 +383,32 @@ def kmeans_plusplus(points, weights, k: int, seed) -> np.ndarray:
 
 
 @njit(cache=True)
-def _inertia(points, weights, centres):
+def _inertia(columns, weights, centres):
+    """As :func:`inertia`, over points stored by coordinate (``columns``, (dims, n)): centre
+    by centre, so that the loops over the points vectorise."""
+    dims, n = columns.shape
+    nearest = np.full(n, np.inf)
+    squared = np.empty(n)
+    for c in range(centres.shape[0]):
+        for i in range(n):
+            squared[i] = 0.0
+        for j in range(dims):
+            row, target = columns[j], centres[c, j]
+            for i in range(n):
+                d = row[i] - target
+                squared[i] += d * d
+        for i in range(n):
+            nearest[i] = min(nearest[i], squared[i])
     total = 0.0
-    for i in range(points.shape[0]):
-        nearest = np.inf
-        for c in range(centres.shape[0]):
-            nearest = min(nearest, _squared(points, i, centres, c))
-        total += weights[i] * nearest
+    for i in range(n):
+        total += weights[i] * nearest[i]
     return total
 
 
 def inertia(points, weights, centres) -> float:
     """Sum over the weighted points of weight × squared distance to the nearest centre."""
     return _inertia(
-        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(np.asarray(points, dtype=np.float64).T),
         np.ascontiguousarray(weights, dtype=np.float64),
         np.ascontiguousarray(centres, dtype=np.float64),
     )

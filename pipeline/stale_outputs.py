@@ -5,7 +5,9 @@ Two re-runs name an image's output differently from the run before:
 - another ``--format``: ``a/b.webp`` replaces ``a/b.png`` (their palette JSON is one file,
   ``a/b.palette.json``, read before the new one is written);
 - a same-stem sibling added or removed (see :func:`pipeline.discover.output_names`): ``b.jpg``
-  alone goes to ``b.png``; beside ``b.png`` it goes to ``b.jpg.png``, and back again.
+  alone goes to ``b.png``; beside ``b.png`` it goes to ``b.jpg.png``, and back again;
+- fewer ``--export`` kinds: ``a/b.gpl`` of the palette before stays beside a JSON that lists
+  another palette, unless removed.
 
 A file is removed only when it is colorquant's output of this very source: the palette JSON
 beside it names it and this source, and the image has the size that JSON recorded (a file a
@@ -40,8 +42,19 @@ def remove_stale_outputs(previous: dict | None, item: InputItem, files: OutputFi
     image = stale_image(previous, item, files)
     if image is not None:
         _remove(image)
+    for path in _dropped_exports(previous, item, files):
+        _remove(path)
     for name in _other_walk_names(item):
         _remove_outputs_named(name, item, files)
+
+
+def _dropped_exports(previous: dict | None, item: InputItem, files: OutputFiles) -> list[Path]:
+    """The palette files ``previous`` listed beside this image that this write did not redo:
+    they hold the palette before it, so keeping them would contradict the new JSON."""
+    if not _names_this_source(previous, item, files.output):
+        return []
+    kinds = [kind for kind in previous.get("exports") or () if kind in EXPORT_FORMATS]
+    return [files.export(kind) for kind in kinds if kind not in files.kinds]
 
 
 def _other_walk_names(item: InputItem) -> list[str]:

@@ -334,6 +334,20 @@ def test_another_format_replaces_the_image_colorquant_wrote_and_nothing_else(tmp
     assert (out / "a.png").read_bytes() == (out / "a.webp").read_bytes() == FOREIGN
 
 
+def test_a_redo_without_an_export_removes_the_old_palettes_file(tmp_path):
+    """-k 4 --export gpl,css, then -k 8 --export css: the .gpl holds the 4-colour palette, so
+    it goes (the new JSON no longer lists it); a palette file a person put there stays."""
+    photo, out = tmp_path / "in" / "a.png", tmp_path / "out"
+    small_png(photo)
+    first = quantize_file(item_for(photo), out, QuantizeParams(k=4, exports=("gpl", "css")))
+    assert first.status == Status.DONE
+    (out / "a.act").write_bytes(FOREIGN)  # never listed in a palette JSON: not colorquant's
+    second = quantize_file(item_for(photo), out, QuantizeParams(k=8, exports=("css",)))
+    assert second.status == Status.DONE
+    assert sorted(os.listdir(out)) == ["a.act", "a.css", "a.palette.json", "a.png"]
+    assert (out / "a.act").read_bytes() == FOREIGN
+
+
 def test_a_same_stem_sibling_added_later_leaves_no_orphan(tmp_path):
     """photo.jpg went to photo.png; once photo.png joins it, both keep their extension
     (photo.jpg.png, photo.png.png), and photo.jpg's earlier outputs go: no orphan is left."""
