@@ -61,18 +61,15 @@ def pixel_weights(image: Image.Image, floor: float = FLOOR_UNDITHERED) -> np.nda
     """(height, width) float32 weight of every pixel: near 1 where the image is flat, down to
     ``floor``² on edges and texture.
 
-    Integer arithmetic on 8-bit luma (int16 holds nine Laplacians of up to 4 × 255), then one
-    table lookup: the weight of each possible 3×3 sum of the Laplacian's 3×3 maxima."""
-    luma = np.asarray(image.convert("L"), dtype=np.int16)
-    padded = np.pad(luma, 1, mode="edge")
-    curvature = 4 * luma
-    for neighbour in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
-        curvature -= neighbour
-    np.abs(curvature, out=curvature)
-    sums = _box_sum(_box_max(curvature))
-    # take(mode="clip") maps sums beyond the table's end to its last entry (the floor) with no
-    # clipped copy of the sums: four times faster than indexing with np.minimum(...).
-    return _weight_table(floor).take(sums, mode="clip")
+    Integer arithmetic on 8-bit luma (nine Laplacians of up to 4 × 255), then one table
+    lookup: the weight of each possible 3×3 sum of the Laplacian's 3×3 maxima; compiled, in
+    one function (:func:`pipeline.flatness_pass.contrast_weights`)."""
+    from pipeline.flatness_pass import contrast_weights  # numba only where images are fitted
+
+    luma = np.asarray(image.convert("L"))
+    out = np.empty(luma.shape, dtype=np.float32)
+    contrast_weights(luma, _weight_table(floor), out)
+    return out
 
 
 @functools.cache
@@ -85,25 +82,6 @@ def _weight_table(floor: float) -> np.ndarray:
     return (np.maximum(floor, 1.0 - FLATNESS_GAIN * contrast) ** 2).astype(np.float32)
 
 
-def _box_max(values: np.ndarray) -> np.ndarray:
-    """3×3 maximum, edges repeated."""
-    padded = np.pad(values, 1, mode="edge")
-    rows = np.maximum(padded[:-2], padded[1:-1])
-    np.maximum(rows, padded[2:], out=rows)
-    out = np.maximum(rows[:, :-2], rows[:, 1:-1])
-    return np.maximum(out, rows[:, 2:], out=out)
-
-
-def _box_sum(values: np.ndarray) -> np.ndarray:
-    """3×3 sum, edges repeated."""
-    padded = np.pad(values, 1, mode="edge")
-    rows = padded[:-2] + padded[1:-1]
-    rows += padded[2:]
-    out = rows[:, :-2] + rows[:, 1:-1]
-    out += rows[:, 2:]
-    return out
-
-
 def weighted_bins(source, histogram, floor: float):
     """The histogram reweighted by flatness, and each bin's weight per pixel.
 
@@ -112,9 +90,11 @@ def weighted_bins(source, histogram, floor: float):
     distinct colours included, shared with ``histogram``). Fully transparent pixels are in no
     bin and weigh nothing.
     """
+    from pipeline.flatness_pass import bin_weights  # numba only where images are fitted
+
     weights = pixel_weights(source.image, floor).ravel()
     size = 1 << (histogram.bits * source.channels)
-    per_bin = np.zeros(size)
+    per_bin, strip_sums = np.zeros(size), np.empty(size)
     start = 0
     for strip in source.strips():  # strip by strip: no second full-size copy of the pixels
         strip_weights = weights[start : start + len(strip)]
@@ -122,8 +102,9 @@ def weighted_bins(source, histogram, floor: float):
         if source.channels == 4:
             opaque = (strip >> 24) != 0
             strip, strip_weights = strip[opaque], strip_weights[opaque]
-        keys = bin_keys(strip & np.uint32(source.color_mask), histogram.bits, source.channels)
-        per_bin += np.bincount(keys, weights=strip_weights, minlength=size)
+        strip_sums.fill(0.0)  # summed per strip, then added: the order np.bincount gave
+        bin_weights(strip, strip_weights, histogram.bits, source.channels, strip_sums)
+        per_bin += strip_sums
     per_bin = per_bin[histogram.keys]
     ratio = per_bin / histogram.counts
     reweighted = dataclasses.replace(

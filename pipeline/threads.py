@@ -43,10 +43,17 @@ def warm_up() -> None:
     import pipeline.binning
     import pipeline.colour_ranks
     import pipeline.dither
+    import pipeline.flatness_pass
     import pipeline.lloyd
     import pipeline.quantize  # noqa: F401
     from pipeline.first_compile import load_or_compile
 
     # Longest to compile first, so that two processes starting together split the work evenly.
-    modules = (pipeline.dither, pipeline.lloyd, pipeline.binning, pipeline.colour_ranks)
+    modules = (
+        pipeline.dither,
+        pipeline.lloyd,
+        pipeline.binning,
+        pipeline.colour_ranks,
+        pipeline.flatness_pass,
+    )
     load_or_compile(modules, lambda module: module.warm_up())
