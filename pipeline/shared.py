@@ -20,10 +20,10 @@ from pathlib import Path
 from pipeline.batch import BatchSummary, bounded_map, run_batch, worker_pool
 from pipeline.discover import InputItem
 from pipeline.load import ImageRejected, load_image
-from pipeline.ownership import OutputRefused
+from pipeline.ownership import OutputRefused, read_palette
 from pipeline.params import QuantizeParams
 from pipeline.save import json_bytes, write_atomic
-from pipeline.settings import SHARED_PALETTE_NAME
+from pipeline.settings import EXPORT_FORMATS, SHARED_PALETTE_NAME
 from pipeline.version import VERSION
 
 
@@ -124,9 +124,12 @@ def is_shared_palette(path: Path) -> bool:
 
 
 def write_shared_palette(out_root, colors, params: QuantizeParams, merged, job: str) -> None:
-    """Write ``OUT/palette.json`` and its exports, each atomically."""
+    """Write ``OUT/palette.json`` and its exports, each atomically; then remove the exports
+    the palette before listed and this job did not ask for (they hold that older palette)."""
     from pipeline.outputs import export_files_named
     from pipeline.palette_files import hex_color
+
+    dropped = _dropped_shared_exports(out_root, params.exports)
 
     entries = []
     for color in colors.tolist():
@@ -140,6 +143,7 @@ def write_shared_palette(out_root, colors, params: QuantizeParams, merged, job: 
         "images": merged.images,
         "pixels": merged.pixels,
         "colors": entries,
+        "exports": list(params.exports),
         "produced_by": {
             "host": socket.gethostname(),
             "pid": os.getpid(),
@@ -151,6 +155,20 @@ def write_shared_palette(out_root, colors, params: QuantizeParams, merged, job: 
     write_atomic(paths[0], json_bytes(document))
     for path, data in export_files_named(paths[1:], colors, "palette").items():
         write_atomic(path, data)
+    for path in dropped:
+        try:
+            path.unlink()
+        except OSError:
+            pass  # gone already (another fit), or a read-only folder: the new files stand
+
+
+def _dropped_shared_exports(out_root, exports) -> list[Path]:
+    """The shared palette's export files that the ``OUT/palette.json`` there now lists and
+    ``exports`` leaves out. A palette.json of an older colorquant lists none: nothing goes."""
+    previous = read_palette(Path(out_root, SHARED_PALETTE_NAME)) or {}
+    listed = previous.get("exports") if previous.get("palette") == "shared" else None
+    kinds = [kind for kind in listed or () if kind in EXPORT_FORMATS and kind not in exports]
+    return shared_paths(out_root, kinds)[1:]
 
 
 def run_shared(

@@ -2,11 +2,14 @@
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from pipeline.palette_files import export_bytes
+from pipeline.params import QuantizeParams
+from pipeline.shared import write_shared_palette
 from tests.conftest import run_cli
 from tests.photo_sets import (
     check_shared_outputs,
@@ -107,6 +110,18 @@ def test_shared_palette_run_uses_one_palette_equal_to_the_fit_of_merged_counts(t
     assert (out / "palette.gpl").read_text().startswith("GIMP Palette")
     again = run_json(photos, "-o", out, "-k", "24", "--palette", "shared", "--export", "gpl")
     assert again["skipped"] == 200  # same inputs, same merged counts, same palette
+
+
+def test_a_shared_palette_redone_without_an_export_removes_the_old_one(tmp_path):
+    """-k 4 --export gpl,css, then -k 2 --export css: OUT/palette.gpl holds the 4 colours, so
+    it goes; a palette file the palette.json never listed (a person's) stays."""
+    merged = SimpleNamespace(images=1, pixels=4)
+    colors = BRAND[:4].astype(np.uint8)
+    write_shared_palette(tmp_path, colors, QuantizeParams(k=4, exports=("gpl", "css")), merged, "a")
+    (tmp_path / "palette.act").write_bytes(b"mine")
+    write_shared_palette(tmp_path, colors[:2], QuantizeParams(k=2, exports=("css",)), merged, "b")
+    assert sorted(os.listdir(tmp_path)) == ["palette.act", "palette.css", "palette.json"]
+    assert (tmp_path / "palette.act").read_bytes() == b"mine"
 
 
 def test_shared_palette_refuses_a_palette_json_it_did_not_write(tmp_path):
