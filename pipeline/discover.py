@@ -19,6 +19,9 @@ NOT_REGULAR = "not a regular file"
 #: Reason a link whose target does not exist (deleted, or on an unmounted disk) fails.
 BROKEN_LINK = "a broken link: its target does not exist"
 NOT_AN_IMAGE_NAME = "not an image file name (see the accepted extensions in --help)"
+#: Reason a file named on the command line whose name starts with a dot fails: its extension
+#: may well be an image's, so NOT_AN_IMAGE_NAME would send the user to --help for nothing.
+HIDDEN_NAME = "a hidden file (its name starts with a dot): colorquant skips those; rename it"
 
 
 class InputError(ValueError):
@@ -178,8 +181,10 @@ class InputWalk:
         names = Counter(path.name for path in paths)
         for path, output in zip(paths, output_names([p.name for p in paths]), strict=True):
             source = path.name if names[path.name] == 1 else str(path)
-            if not is_image_name(path.name):
-                error = NOT_AN_IMAGE_NAME  # named on purpose, so say why nothing came of it
+            if path.name.startswith("."):
+                error = HIDDEN_NAME  # named on purpose, so say why nothing came of it
+            elif not is_image_name(path.name):
+                error = NOT_AN_IMAGE_NAME
             else:
                 error = None if path.resolve().is_file() else _not_a_file_reason(path)
             yield InputItem(str(path.parent), path.name, source, output, error)

@@ -4,7 +4,15 @@ import os
 
 import pytest
 
-from pipeline.discover import InputError, InputWalk, first_image, output_names, resolve_roots
+from pipeline.discover import (
+    HIDDEN_NAME,
+    NOT_AN_IMAGE_NAME,
+    InputError,
+    InputWalk,
+    first_image,
+    output_names,
+    resolve_roots,
+)
 
 
 def touch(path):
@@ -81,6 +89,18 @@ def test_out_inside_input_and_missing_paths_are_usage_errors(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         resolve_roots([tmp_path / "missing"], tmp_path / "out")
     assert resolve_roots([root / "x.jpg"], root / "out")  # a file's folder may hold OUT
+
+
+def test_a_named_file_says_why_it_is_not_read(tmp_path):
+    """A file named on purpose fails with its real reason: a hidden .png is refused for being
+    hidden (its extension is an image's), notes.txt for its name."""
+    for name in (".dot.png", "notes.txt", "photo.png"):
+        touch(tmp_path / name)
+    paths = [tmp_path / name for name in (".dot.png", "notes.txt", "photo.png")]
+    found, _ = walk(paths, tmp_path / "out")
+    assert found[".dot.png"][1] == HIDDEN_NAME
+    assert found["notes.txt"][1] == NOT_AN_IMAGE_NAME
+    assert found["photo.png"][1] is None
 
 
 @pytest.mark.parametrize(
