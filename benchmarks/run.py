@@ -296,7 +296,7 @@ def render(data: dict) -> str:
 
 
 #: Sections other benchmarks write (markdown), shown in the README after this one's tables.
-INCLUDED_SECTIONS = ("quality.md", "dithering.md", "scale.md", "first_run.md")
+INCLUDED_SECTIONS = ("quality.md", "fit_stages.md", "dithering.md", "scale.md", "first_run.md")
 
 
 def included_sections() -> list[str]:

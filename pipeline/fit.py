@@ -6,7 +6,8 @@
   the labels are exact (photos up to a few megapixels; otherwise on the 6-bit bins, and for
   K ≥ 128 on the distinct colours). Steps are over-relaxed (a centre moves 1.8× the way to its
   cluster's mean), which needs a third of plain Lloyd's steps; compiled, with Hamerly's bounds
-  that skip points that cannot change cluster (:mod:`pipeline.lloyd`). It comes within about
+  (Drake's, tracking each point's runner-up, for long runs) that skip points that cannot change
+  cluster (:mod:`pipeline.lloyd`). It comes within about
   0.05 dB of k-means on every pixel at a small fraction of its cost. Everything runs in the
   working coordinates of the chosen space (:mod:`pipeline.space`).
 * ``fit_sample``: the seed example exactly: ``KMeans`` on N randomly drawn pixels in [0, 1].

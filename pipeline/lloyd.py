@@ -3,7 +3,8 @@
 The fit runs Lloyd's steps on tens or hundreds of thousands of weighted points (histogram bins,
 or an image's distinct colours) several times per image; in NumPy each step is a (K × n) matrix
 product plus a dozen passes over n. Here each step is one compiled pass that, thanks to
-Hamerly's bounds, computes distances only for the few points that may have changed cluster.
+Hamerly's bounds (Drake's for long runs), computes distances only for the few points that
+may have changed cluster.
 
 This module imports numba (through :mod:`pipeline.compiled`), so it is imported only where an
 image is fitted, never by commands that do not quantize.
