@@ -1,6 +1,7 @@
 """Exit codes and the one-line ``error: ...`` convention every command follows."""
 
 import json
+import sys
 
 import typer
 from rich.console import Console
@@ -72,7 +73,7 @@ class job_errors:
 def flag_error_message(exc) -> str:
     """A Click usage error in plain words, for one ``error: ...`` line (no usage box)."""
     param = getattr(exc, "param", None)
-    command = exc.ctx.command_path if getattr(exc, "ctx", None) else "colorquant"
+    command = _command_path(exc)
     if isinstance(exc, click.NoSuchOption):
         message = f"unknown option {exc.option_name} for {command}"
         if exc.possibilities:
@@ -85,6 +86,16 @@ def flag_error_message(exc) -> str:
     if isinstance(exc, click.BadParameter) and param is not None:
         return f"{_flag_name(param)} {_rule(param)}"
     return exc.format_message().rstrip(".")
+
+
+def _command_path(exc) -> str:
+    """``colorquant run``: the command whose --help the error line points to. Typer's parser
+    raises a missing option value (``run ... -k``) without its context; the command is then
+    the first word after the program's name (colorquant's own options take no value)."""
+    if getattr(exc, "ctx", None) is not None:
+        return exc.ctx.command_path
+    words = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    return f"colorquant {words[0]}" if words else "colorquant"
 
 
 def _flag_name(param) -> str:

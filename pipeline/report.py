@@ -109,21 +109,37 @@ def gather(out: Path, job: dict | None = None) -> ReportInputs:
 
 def current_failures(records: list[dict], job: dict | None, rows: list[dict]) -> dict:
     """Failures by source, the latest report of each; a failure an output written since has
-    made stale is dropped."""
+    made stale is dropped, and so is a run's failure whose file is gone from its input folder
+    (deleted or moved away since: a later run no longer meets it, so nothing would clear it)."""
     failures: dict[str, dict] = {}
+    gone: dict[str, bool] = {}
     for record in records:
         summary = record.get("summary") or {}
+        pairs = [tuple(pair) for pair in record.get("roots") or []]
         for failure in summary.get("failures") or []:
             failures[failure["path"]] = {**failure, "at": record.get("finished_at") or 0}
+            gone[failure["path"]] = _is_gone(failure["path"], pairs)
     if job is not None:
         for failure in job.get("failures") or []:
             failures[failure["path"]] = {**failure, "at": time.time()}
+            gone[failure["path"]] = False  # the job's own current state
     written = {row["source"]: row["mtime"] for row in rows}
     return {
         source: failure
         for source, failure in sorted(failures.items())
-        if written.get(source, 0) < failure["at"]
+        if written.get(source, 0) < failure["at"] and not gone[source]
     }
+
+
+def _is_gone(source: str, pairs: list[tuple]) -> bool:
+    """True when ``source`` maps to a path through the run's (prefix, folder) pairs and
+    nothing is there any more (not even a broken link); False when it cannot be placed."""
+    candidates = [
+        os.path.join(folder, source[len(prefix) :])
+        for prefix, folder in pairs
+        if source.startswith(prefix)
+    ]
+    return bool(candidates) and not any(os.path.lexists(path) for path in candidates)
 
 
 # --- finding the originals -------------------------------------------------------------------

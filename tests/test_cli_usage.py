@@ -15,7 +15,7 @@ FLAG_ERRORS = [
     (["--seed", "-1"], "--seed must be a whole number from 0 to"),
     (["--dither", "2"], "--dither must be a number from 0.0 to 1.0"),
     (["--bogus"], "unknown option --bogus"),
-    (["--seed"], "--seed needs a value"),
+    (["--seed"], "--seed needs a value (see colorquant run --help)"),
     (["--sample", "lots"], "--sample"),
     (["--method", "octree"], "method"),
     (["--sample", "5", "-k", "64"], "--sample 5 draws fewer pixels than the 64 colours"),

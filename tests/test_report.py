@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.report import build_report
+from pipeline.report import build_report, current_failures
 from pipeline.thumbnails import THUMB_BOX
 from tests.conftest import run_cli, sample_photo_path
 from tests.report_helpers import (
@@ -151,6 +151,24 @@ def test_after_a_rerun_that_skips_and_fixes_the_report_shows_the_current_state(t
     assert len(palettes(out)) == 5
     assert "No failures." in text and BROKEN_REASON not in text
     assert "4 skipped" in text and "1 done" in text
+
+
+def test_a_failed_file_deleted_since_is_no_longer_a_failure(tmp_path):
+    """A run failed gone.jpg and kept.jpg; the user deleted gone.jpg. Later runs never meet it
+    again, so only its absence can clear it; kept.jpg, still there and unfixed, stays listed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "kept.jpg").write_bytes(b"still not a JPEG")
+    failures = [{"path": name, "error": "not an image"} for name in ("gone.jpg", "kept.jpg")]
+    record = {
+        "job": "a",
+        "roots": [["", str(folder)]],
+        "finished_at": 1.0,
+        "summary": {"failures": failures},
+    }
+    assert list(current_failures([record], None, [])) == ["kept.jpg"]
+    unplaced = {**record, "roots": []}  # no way to find the files: both stay
+    assert list(current_failures([unplaced], None, [])) == ["gone.jpg", "kept.jpg"]
 
 
 def test_ssimulacra2_when_measured_gets_a_column_and_leads_the_sort(tmp_path):
