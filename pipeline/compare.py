@@ -82,8 +82,10 @@ def comparison_figure(image_path: Path, figure_path: Path, k: int = 64, seed: in
 def _count_colors(image: Image.Image) -> int:
     import numpy as np
 
+    from pipeline.distinct import sorted_distinct
+
     pixels = np.asarray(image.convert("RGBA")).reshape(-1, 4).view(np.uint32)
-    return len(np.unique(pixels))
+    return len(sorted_distinct(pixels))
 
 
 def title(row: dict) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.distinct import sorted_distinct
 from pipeline.pixels import PixelSource, bin_keys, unpack
 from pipeline.space import to_working
 
@@ -224,7 +225,7 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
             transparent_sum += channel_sums(strip[clear], 3)
             strip = strip[~clear]
         if source.count <= RGBA_DISTINCT_LIMIT:
-            opaque_parts.append(np.unique(strip))
+            opaque_parts.append(sorted_distinct(strip))
         keys = bin_keys(strip, bits, channels)
         counts += np.bincount(keys, minlength=size)
         for channel in range(channels):
@@ -232,9 +233,8 @@ def _build_rgba(source: PixelSource) -> ColorHistogram:
             sums[channel] += np.bincount(keys, weights=weights, minlength=size)
     occupied = np.flatnonzero(counts)
     if source.count <= RGBA_DISTINCT_LIMIT:
-        distinct = (
-            np.unique(np.concatenate(opaque_parts)) if opaque_parts else np.empty(0, np.uint32)
-        )
+        parts = np.concatenate(opaque_parts) if opaque_parts else np.empty(0, np.uint32)
+        distinct = sorted_distinct(parts)
         distinct_count = len(distinct)
     else:
         distinct, distinct_count = None, len(occupied)
