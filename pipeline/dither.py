@@ -156,7 +156,8 @@ def _nearest_outwards(pal, order, gaps, allowed, guess, t0, t1, t2, t3):
 
 @njit(cache=True)
 def _fill_cell(pal, cell, lo, shape, cells, pool, used):
-    """List the palette entries that can be nearest to some point of grid cell ``cell``.
+    """List the palette entries that can be nearest to some point of grid cell ``cell``, in
+    index order.
 
     First, an entry whose smallest distance to the cell's box exceeds the smallest of the
     entries' largest distances to it is never nearest there; then so is one that another
@@ -273,8 +274,9 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
     as it does.
 
     The nearest entry is the best of the pixel's grid-cell candidates, all measured without
-    branches that depend on the distances (the processor could not predict them; ties go to
-    the lower index, as everywhere). The search and the spreading are written out here rather
+    branches that depend on the distances (the processor could not predict them). The cell
+    lists its candidates in index order, so keeping the first of equal distances gives ties
+    to the lower index, as everywhere. The search and the spreading are written out here rather
     than in inlined helpers: numba counts references to every array an inlined helper takes,
     a dozen atomic operations per pixel that cost more than the rest of the loop.
     """
@@ -312,9 +314,9 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
                     c = pool[n]
                     a0, a1, a2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
                     d = a0 * a0 + a1 * a1 + a2 * a2
-                    better = d < best or (d == best and c < nearest)
-                    nearest = c if better else nearest
-                    best = d if better else best
+                    # A blend, not a select: LLVM turns a select into a branch here.
+                    nearest += np.int64(d < best) * (c - nearest)
+                    best = min(best, d)
         if nearest < 0:
             t3 = row[x, 3] + 0.0
             nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
