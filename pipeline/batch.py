@@ -97,14 +97,17 @@ def run_batch(
     quantize = functools.partial(
         quantize_file, out_root=str(out_root), params=params, job=summary.job, overwrite=overwrite
     )
+    in_flight: set = set()
     try:
         if left:
             with nullcontext(pool) if pool is not None else worker_pool(workers) as running:
-                for result in bounded_map(running, workers, quantize, left):
+                for result in bounded_map(running, workers, quantize, left, in_flight):
                     settle(result)
     except BaseException:
-        # Ctrl-C or a broken pool: the pool has let running images finish; sweep, so no temp
-        # file is left in OUT.
+        # Ctrl-C or a broken pool: the pool has let running images finish. Count what they
+        # wrote (the summary must match OUT), then sweep, so no temp file is left in OUT.
+        for result in finished_results(in_flight):
+            settle(result)
         _sweep_temps(items, out_root)
         raise
     _sweep_temps(items, out_root)
@@ -128,12 +131,19 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 
 def bounded_map(
-    pool: ProcessPoolExecutor, workers: int, function: Callable, inputs: Iterable
+    pool: ProcessPoolExecutor,
+    workers: int,
+    function: Callable,
+    inputs: Iterable,
+    running: set | None = None,
 ) -> Iterator:
     """``function(x)`` for each input, run in ``pool``, yielded as each finishes (in any
-    order), with at most IN_FLIGHT_PER_WORKER calls per worker queued at a time."""
+    order), with at most IN_FLIGHT_PER_WORKER calls per worker queued at a time.
+
+    ``running``, when given, is the caller's set of the calls submitted and not yet yielded,
+    so that after Ctrl-C it can still count the ones that finished."""
     pending = iter(inputs)
-    running = set()
+    running = set() if running is None else running
     while True:
         while len(running) < workers * IN_FLIGHT_PER_WORKER:
             argument = next(pending, _END)
@@ -142,9 +152,20 @@ def bounded_map(
             running.add(pool.submit(function, argument))
         if not running:
             return
-        finished, running = wait(running, return_when=FIRST_COMPLETED)
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
         for future in finished:
+            running.discard(future)
             yield future.result()
+
+
+def finished_results(futures: Iterable) -> list:
+    """The results of the calls among ``futures`` that ended with one (not cancelled, not
+    failed, not still running)."""
+    return [
+        future.result()
+        for future in futures
+        if future.done() and not future.cancelled() and future.exception() is None
+    ]
 
 
 #: Marks the end of the inputs of :func:`bounded_map` (None may be an input).

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -80,6 +81,9 @@ def test_ctrl_c_stops_run_cleanly(tmp_path):
 
     written = finished_outputs(out)
     assert len(written) < INTERRUPTED_IMAGES, "the run ended before Ctrl-C; nothing was tested"
+    # The images running at Ctrl-C finish; the summary counts them with the rest.
+    counted = re.search(r"interrupted: (\d+) done, (\d+) skipped", stderr)
+    assert counted and int(counted[1]) + int(counted[2]) == len(written), (stderr, len(written))
     temps = [path.name for path in out.rglob("*") if TEMP_MARKER in path.name]
     assert temps == [], f"temp files left in OUT after Ctrl-C: {temps}"
     for palette in written:  # what was written is whole
