@@ -413,9 +413,8 @@ def panel_summary(row: dict) -> str:
     """One line per result panel: name, colours, PSNR, SSIMULACRA2."""
     score = row["ssimulacra2"]
     score = "n/a" if score is None else f"{score:.1f}"
-    return (
-        f"{row['name']}: {row['colors']} colours, {format_psnr(row['psnr'])}, SSIMULACRA2 {score}"
-    )
+    colours = f"{row['colors']:,} colour" + ("" if row["colors"] == 1 else "s")
+    return f"{row['name']}: {colours}, {format_psnr(row['psnr'])}, SSIMULACRA2 {score}"
 
 
 def demo(out: Path, k: int, workers: int | None, overwrite: bool = False) -> int:

@@ -88,13 +88,18 @@ def _count_colors(image: Image.Image) -> int:
     return len(sorted_distinct(pixels))
 
 
+def colour_count(colors: int) -> str:
+    """``1 colour``, ``96,615 colours``."""
+    return f"{colors:,} colour" if colors == 1 else f"{colors:,} colours"
+
+
 def title(row: dict) -> str:
     """A panel's title: its name, colour count and, for results, PSNR and SSIMULACRA2."""
     if row["psnr"] is None and row["ssimulacra2"] is None:
-        return f"{row['name']}\n{row['colors']:,} colours"
+        return f"{row['name']}\n{colour_count(row['colors'])}"
     psnr = "lossless" if row["psnr"] is None else f"PSNR {row['psnr']:.2f} dB"
     score = "n/a" if row["ssimulacra2"] is None else f"{row['ssimulacra2']:.1f}"
-    return f"{row['name']}\n{row['colors']} colours, {psnr}, SSIMULACRA2 {score}"
+    return f"{row['name']}\n{colour_count(row['colors'])}, {psnr}, SSIMULACRA2 {score}"
 
 
 def _draw(shown: list[dict], figure_path: Path) -> list[str]:
