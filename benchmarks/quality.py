@@ -485,13 +485,13 @@ def render_stages(data: dict) -> list[str]:
 #: What holds the default's speed back (measured by hand; see pipeline/dither.py).
 DITHER_COST = [
     "The default's label stage is the error diffusion, serial from pixel to pixel: about",
-    "65 ns a pixel at K=64 on this machine (2026-12-05; 87-100 ns before issue 8's speed",
-    "pass), of which the exact nearest-colour search among the 2–8 candidates of the",
-    "target's grid cell takes about 25 ns, the error bookkeeping (clip, damping, the four",
+    "62 ns a pixel at K=64 on this machine (2026-12-05; 87-100 ns before issue 8's speed",
+    "pass), of which the exact nearest-colour search among the 1–8 candidates of the",
+    "target's grid cell takes about 22 ns, the error bookkeeping (clip, damping, the four",
     "Floyd–Steinberg shares, the tally of counts and squared error) about 25 ns, and the",
     "Oklab conversion and selectivity weights about 15 ns. Dithered PNGs are compressed at",
     "zlib level 4 (level 6 spent about 55 ms a photo on their noisy rows). The 24 MP photo",
-    "runs the same loop: about 1.5 s of its 2.2 s of CPU time.",
+    "runs the same loop: about 1.45 s of its 2.1 s.",
 ]
 
 
