@@ -29,7 +29,10 @@ def _curvature_row(luma, y, out):
     """``out``: |4·L − the four neighbours| along row y, edges repeated."""
     h, w = luma.shape
     up, down, row = luma[_clamped(y - 1, h)], luma[_clamped(y + 1, h)], luma[y]
-    for x in range(w):
+    for x in range(1, w - 1):  # plain neighbours: the loop vectorises
+        v = 4 * np.int32(row[x]) - up[x] - down[x] - row[x - 1] - row[x + 1]
+        out[x] = v if v >= 0 else -v
+    for x in (0, w - 1):  # the edge pixels, whose missing neighbour is themselves
         left, right = row[_clamped(x - 1, w)], row[_clamped(x + 1, w)]
         v = 4 * np.int32(row[x]) - up[x] - down[x] - left - right
         out[x] = v if v >= 0 else -v
@@ -52,7 +55,9 @@ def contrast_weights(luma, table, out):
         for y in range(first, end):
             _curvature_row(luma, y, curvature)
             target = across_max[y - first]
-            for x in range(w):
+            for x in range(1, w - 1):
+                target[x] = max(max(curvature[x - 1], curvature[x]), curvature[x + 1])
+            for x in (0, w - 1):
                 left, right = curvature[_clamped(x - 1, w)], curvature[_clamped(x + 1, w)]
                 target[x] = max(max(left, curvature[x]), right)
         low, high = max(top - 1, 0), min(bottom + 1, h)  # rows whose 3×3 maxima are needed
@@ -69,9 +74,12 @@ def contrast_weights(luma, table, out):
             for x in range(w):
                 sums[x] = above[x] + middle[x] + below[x]
             row = out[y]
-            for x in range(w):
-                total = sums[_clamped(x - 1, w)] + sums[x] + sums[_clamped(x + 1, w)]
+            for x in range(1, w - 1):
+                total = sums[x - 1] + sums[x] + sums[x + 1]
                 # Unsigned: the sum is never negative, and numba then skips the wrap test.
+                row[x] = table[min(np.uint64(total), last)]
+            for x in (0, w - 1):
+                total = sums[_clamped(x - 1, w)] + sums[x] + sums[_clamped(x + 1, w)]
                 row[x] = table[min(np.uint64(total), last)]
 
 
