@@ -341,6 +341,25 @@ def _to_point(columns, index, out):
 
 
 @njit(cache=True)
+def _nearer(columns, index, closest, out):
+    """``out[i]``: the lesser of ``closest[i]`` and point i's squared distance to point
+    ``index`` (points by coordinate, as :func:`_to_point`). Three coordinates in one pass
+    (the same additions in the same order, so the same bits): a third of the seeding's time
+    went to the separate passes' loads and stores."""
+    dims, n = columns.shape
+    if dims == 3:
+        r0, r1, r2 = columns[0], columns[1], columns[2]
+        t0, t1, t2 = r0[index], r1[index], r2[index]
+        for i in range(n):
+            d0, d1, d2 = r0[i] - t0, r1[i] - t1, r2[i] - t2
+            out[i] = min(closest[i], d0 * d0 + d1 * d1 + d2 * d2)
+        return
+    _to_point(columns, index, out)
+    for i in range(n):
+        out[i] = min(closest[i], out[i])
+
+
+@njit(cache=True)
 def _weighted_sum(weights, values):
     """Sum of ``weights * values`` in four interleaved partial sums: one running sum would
     wait on each addition before the next (a quarter of the speed)."""
@@ -387,9 +406,7 @@ def _seed(points, columns, weights, k, trials, draws, centres):
             target = draws[used] * total
             used += 1
             index = min(_count_at_most(cumulative, target), n - 1)
-            _to_point(columns, index, candidate_closest)
-            for i in range(n):
-                candidate_closest[i] = min(closest[i], candidate_closest[i])
+            _nearer(columns, index, closest, candidate_closest)
             potential = _weighted_sum(weights, candidate_closest)
             if potential < best_potential:
                 best_potential, best_index = potential, index
