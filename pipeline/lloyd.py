@@ -36,7 +36,7 @@ def _squared(points, i, centres, c):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # one caller, the first pass: no call per point
 def _nearest_and_bound(points, i, centres, guess, first, order, gaps):
     """Nearest centre of point i, its distance, and a lower bound on the distance to every
     other centre, searched outwards from centre ``guess``, whose distance ``first`` is known.
