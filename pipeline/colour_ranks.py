@@ -21,7 +21,7 @@ from pipeline.compiled import njit
 
 
 @njit(cache=True)
-def _bits_set(word):
+def bits_set(word):
     """Set bits of a uint64 (the usual SWAR count, on unsigned constants only: numba turns
     mixed signed/unsigned arithmetic into floats)."""
     word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
@@ -40,7 +40,7 @@ def _lookup(strip, present, before, labels, out):
         colour = np.int64(strip[i]) & 0xFFFFFF
         word = colour >> 6
         below = present[word] & ((one << np.uint64(colour & 63)) - one)
-        out[i] = labels[before[word] + np.int64(_bits_set(below))]
+        out[i] = labels[before[word] + np.int64(bits_set(below))]
 
 
 @dataclass
