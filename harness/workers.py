@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 from harness.commands import REPO, clean_env, colorquant_command
@@ -11,6 +12,11 @@ from harness.processes import children_of, cpu_ticks, is_alive, stop_group, wait
 
 #: The line a Celery worker logs once it consumes, with its node name.
 READY_LINE = re.compile(r"(colorquant-[0-9a-f]+@\S+) ready\.")
+#: A task taken off the queue, and a task ended (any outcome), by task id, in a worker's log.
+RECEIVED_LINE = re.compile(r"Task \S+\[([0-9a-f-]+)\] received")
+ENDED_LINE = re.compile(r"Task \S+\[([0-9a-f-]+)\] (?:succeeded|retry|raised|failed|rejected)")
+#: Mingle's last line after a (re)connection: from then on the worker consumes.
+MINGLED_LINE = re.compile(r"mingle: (?:all alone|sync complete)")
 
 
 class WorkerProcess:
@@ -71,6 +77,22 @@ class WorkerProcess:
 
         self.node = wait_for(ready, f"worker {self.pid} to be ready", timeout).group(1)
         return self
+
+    def received_tasks(self) -> Counter:
+        """How often each task id was taken off the queue by this worker (a redelivered or
+        retried task counts again)."""
+        return Counter(RECEIVED_LINE.findall(self.log()))
+
+    def tasks_in_hand(self) -> set[str]:
+        """Task ids this worker received and has not ended, as far as its log tells."""
+        log = self.log()
+        return set(Counter(RECEIVED_LINE.findall(log)) - Counter(ENDED_LINE.findall(log)))
+
+    def consuming_since_last_connect(self) -> bool:
+        """Whether the worker, since it last (re)connected, is through mingle and consumes."""
+        log = self.log()
+        since = log.rfind("Connected to ")
+        return since >= 0 and MINGLED_LINE.search(log, since) is not None
 
     def tasks_since_last_connect(self) -> int:
         """Tasks this worker finished since it last (re)connected to the broker."""

@@ -85,6 +85,16 @@ def test_redis_crash_mid_job_then_restart(
     # workers that reconnect and then take nothing). A new job after the crash finishes too.
     for worker in workers:
         assert worker.process.poll() is None, worker.log()[-3000:]
+    # Each worker retries its connection on its own backoff (2, 4, 6, 8 s...): the later job
+    # goes out once both consume again, or the first one back may take all of it.
+    for worker in workers:
+        wait_for(
+            lambda worker=worker: (
+                worker.log().count("Connected to ") >= 2 and worker.consuming_since_last_connect()
+            ),
+            f"worker {worker.pid} to reconnect and consume again",
+            60,
+        )
     later_out = tmp_path / "later"
     later_names = [name for name in names if name.startswith("set0/")]
     later = submit(photos / "set0", later_out, url)
