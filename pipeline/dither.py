@@ -279,6 +279,12 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
     to the lower index, as everywhere. The search and the spreading are written out here rather
     than in inlined helpers: numba counts references to every array an inlined helper takes,
     a dozen atomic operations per pixel that cost more than the rest of the loop.
+
+    The loop waits on each pixel's error before it can search the next, so that path is kept
+    short: the error passed to the next pixel and the three shares of the row below stay in
+    registers (rounded to float32 as the error rows hold them, so the values are those a
+    round trip through the rows gives), and the winner's differences to the target, kept with
+    its index, give the error and its size without reading the palette again.
     """
     pal, order, gaps, opaque, _ = palette
     lo, shape, cells, pool, used = grid
@@ -287,39 +293,48 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
     lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
     width = row.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
-    ahead[:, :] = 0.0
     forward = y % 2 == 0
     side = 1 if forward else -1
     found = 0
-    for step in range(width):
-        x = step if forward else width - 1 - step
+    i = 1 if forward else width  # error rows have one cell of padding at each end
+    # The error this pixel takes in, and the row below's shares so far behind it and under it.
+    h0, h1, h2 = np.float64(here[i, 0]), np.float64(here[i, 1]), np.float64(here[i, 2])
+    b0 = b1 = b2 = m0 = m1 = m2 = 0.0
+    for _ in range(width):
+        x = i - 1
         weight = weights[x]
-        i = x + 1  # error rows have one cell of padding at each end
-        e0, e1, e2 = here[i, 0] * weight, here[i, 1] * weight, here[i, 2] * weight
-        keep = 1.0 if e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR else 0.0
-        t0 = row[x, 0] + min(max(e0, -CLIP), CLIP) * keep
-        t1 = row[x, 1] + min(max(e1, -CLIP), CLIP) * keep
-        t2 = row[x, 2] + min(max(e2, -CLIP), CLIP) * keep
+        e0, e1, e2 = h0 * weight, h1 * weight, h2 * weight
+        r0, r1, r2 = np.float64(row[x, 0]), np.float64(row[x, 1]), np.float64(row[x, 2])
+        keep = e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR
+        t0 = r0 + min(max(e0, -CLIP), CLIP) if keep else r0
+        t1 = r1 + min(max(e1, -CLIP), CLIP) if keep else r1
+        t2 = r2 + min(max(e2, -CLIP), CLIP) if keep else r2
         nearest = -1
+        a0 = a1 = a2 = best = 0.0
         cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
         if cell >= 0 and (
             cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
         ):
             first, count = cells[cell, 0], cells[cell, 1]
             nearest = pool[first]
-            if count > 1:
-                a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
-                best = a0 * a0 + a1 * a1 + a2 * a2
-                for n in range(first + 1, first + count):
-                    c = pool[n]
-                    a0, a1, a2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
-                    d = a0 * a0 + a1 * a1 + a2 * a2
-                    # A blend, not a select: LLVM turns a select into a branch here.
-                    nearest += np.int64(d < best) * (c - nearest)
-                    best = min(best, d)
+            a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+            best = a0 * a0 + a1 * a1 + a2 * a2
+            for n in range(first + 1, first + count):
+                c = pool[n]
+                d0, d1, d2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+                d = d0 * d0 + d1 * d1 + d2 * d2
+                closer = d < best
+                # A blend, not a select: LLVM turns a select into a branch here.
+                nearest += np.int64(closer) * (c - nearest)
+                a0 = d0 if closer else a0
+                a1 = d1 if closer else a1
+                a2 = d2 if closer else a2
+                best = min(best, d)
         if nearest < 0:
-            t3 = row[x, 3] + 0.0
+            t3 = np.float64(row[x, 3])  # the same for every pixel and entry
             nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
+            a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+            best = a0 * a0 + a1 * a1 + a2 * a2
         found = nearest
         out[x] = found
         counts[found] += 1  # the tally is off the error's path from pixel to pixel: it is free
@@ -327,22 +342,25 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
         for c in range(3):
             miss = np.int64((p >> (8 * c)) & 255) - colours[found, c]
             squares += miss * miss
-        q0, q1, q2 = t0 - pal[found, 0], t1 - pal[found, 1], t2 - pal[found, 2]
-        damp = DAMPING if q0 * q0 + q1 * q1 + q2 * q2 > MAX_ERROR * MAX_ERROR else 1.0
-        q0, q1, q2 = q0 * damp, q1 * damp, q2 * damp
+        # The error is target − entry = −a; damped when large (|a|² is the winner's best).
+        damp = DAMPING if best > MAX_ERROR * MAX_ERROR else 1.0
+        q0, q1, q2 = -a0 * damp, -a1 * damp, -a2 * damp
         # Floyd–Steinberg: 7/16 ahead on this row; 3/16, 5/16, 1/16 behind, below and ahead.
-        here[i + side, 0] += q0 * (7.0 / 16.0)
-        here[i + side, 1] += q1 * (7.0 / 16.0)
-        here[i + side, 2] += q2 * (7.0 / 16.0)
-        ahead[i - side, 0] += q0 * (3.0 / 16.0)
-        ahead[i - side, 1] += q1 * (3.0 / 16.0)
-        ahead[i - side, 2] += q2 * (3.0 / 16.0)
-        ahead[i, 0] += q0 * (5.0 / 16.0)
-        ahead[i, 1] += q1 * (5.0 / 16.0)
-        ahead[i, 2] += q2 * (5.0 / 16.0)
-        ahead[i + side, 0] += q0 * (1.0 / 16.0)
-        ahead[i + side, 1] += q1 * (1.0 / 16.0)
-        ahead[i + side, 2] += q2 * (1.0 / 16.0)
+        ahead[i - side, 0] = b0 + q0 * (3.0 / 16.0)
+        ahead[i - side, 1] = b1 + q1 * (3.0 / 16.0)
+        ahead[i - side, 2] = b2 + q2 * (3.0 / 16.0)
+        b0 = np.float64(np.float32(m0 + q0 * (5.0 / 16.0)))
+        b1 = np.float64(np.float32(m1 + q1 * (5.0 / 16.0)))
+        b2 = np.float64(np.float32(m2 + q2 * (5.0 / 16.0)))
+        m0 = np.float64(np.float32(0.0 + q0 * (1.0 / 16.0)))
+        m1 = np.float64(np.float32(0.0 + q1 * (1.0 / 16.0)))
+        m2 = np.float64(np.float32(0.0 + q2 * (1.0 / 16.0)))
+        i += side
+        h0 = np.float64(np.float32(here[i, 0] + q0 * (7.0 / 16.0)))
+        h1 = np.float64(np.float32(here[i, 1] + q1 * (7.0 / 16.0)))
+        h2 = np.float64(np.float32(here[i, 2] + q2 * (7.0 / 16.0)))
+    ahead[i - side, 0], ahead[i - side, 1], ahead[i - side, 2] = b0, b1, b2
+    ahead[i, 0], ahead[i, 1], ahead[i, 2] = m0, m1, m2
     error[0] += squares
 
 

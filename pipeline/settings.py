@@ -81,13 +81,15 @@ TEMP_MARKER = ".colorquant-tmp-"
 #: Pixels processed per strip when building histograms and labels, bounding memory on big photos.
 STRIP_PIXELS = 1 << 18
 
-#: zlib level of the indexed PNGs; 6 is Pillow's and libpng's default balance of size and time.
+#: Deflate level of the indexed PNGs (zlib-ng's levels; see pipeline.save). Measured on the
+#: timing mix at K=64 (output of --dither 0): level 6 wrote 2.01 MB in 15 ms a photo, level 5
+#: 2.06 MB in 10 ms; the standard library's zlib at 6 wrote 2.02 MB in 31 ms.
 PNG_COMPRESS_LEVEL = 6
 
-#: zlib level of dithered PNGs. Dithered indices are noisy, and zlib's level 6 spends its lazy
-#: match search on them for little: on the timing mix at K=64, level 4 wrote them in 19 ms per
-#: photo instead of 57 ms for 3.4% more bytes (benchmarks/README.md: still within the issue's
-#: 1.1× of pngquant's bytes).
+#: Deflate level of dithered PNGs. Dithered indices are noisy, and the dearer levels spend their
+#: lazy match search on them for little: on the timing mix at K=64, zlib-ng's level 4 wrote
+#: 3.45 MB in 12 ms a photo, its level 6 3.40 MB in 21 ms (the standard library's zlib at 4:
+#: 3.52 MB in 18 ms; at 6: 3.40 MB in 55 ms).
 PNG_DITHERED_COMPRESS_LEVEL = 4
 
 #: Key of a quantized image's ``info`` that marks it as dithered (the PNG writer reads it).
