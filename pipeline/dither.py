@@ -191,7 +191,9 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
     if first + count > pool.shape[0]:
         return False
     for n in range(count):
-        pool[first + n] = listed[n]
+        c = listed[n]
+        pool[first + n, 0], pool[first + n, 1], pool[first + n, 2] = pal[c, 0], pal[c, 1], pal[c, 2]
+        pool[first + n, 3] = c
     used[0] = first + count
     cells[cell, 0], cells[cell, 1] = first, count
     return True
@@ -316,16 +318,15 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
             cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
         ):
             first, count = cells[cell, 0], cells[cell, 1]
-            nearest = pool[first]
-            a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+            nearest = np.int64(pool[first, 3])
+            a0, a1, a2 = pool[first, 0] - t0, pool[first, 1] - t1, pool[first, 2] - t2
             best = a0 * a0 + a1 * a1 + a2 * a2
             for n in range(first + 1, first + count):
-                c = pool[n]
-                d0, d1, d2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+                d0, d1, d2 = pool[n, 0] - t0, pool[n, 1] - t1, pool[n, 2] - t2
                 d = d0 * d0 + d1 * d1 + d2 * d2
                 closer = d < best
                 # A blend, not a select: LLVM turns a select into a branch here.
-                nearest += np.int64(closer) * (c - nearest)
+                nearest += np.int64(closer) * (np.int64(pool[n, 3]) - nearest)
                 a0 = d0 if closer else a0
                 a1 = d1 if closer else a1
                 a2 = d2 if closer else a2
@@ -535,7 +536,7 @@ def _grid(space: str):
     lo, hi = np.array(lo) - CLIP, np.array(hi) + CLIP
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
     cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
-    pool = np.empty(GRID_POOL, dtype=np.int64)
+    pool = np.empty((GRID_POOL, 4), dtype=np.float64)
     return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
 
 
