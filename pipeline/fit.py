@@ -190,7 +190,7 @@ def fit_histogram(
         points, counts = exact
         weights = counts.astype(np.float64)
         steps = EXACT_ITERATIONS[space]
-        return weighted_lloyd(points, weights, centres, steps, None, EXACT_MIN_GAIN)
+        return weighted_lloyd(points, weights, centres, steps, None, EXACT_MIN_GAIN, tight=True)
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
         distinct = histogram.distinct_points()
         if distinct is not None:
@@ -240,16 +240,19 @@ def fit_distinct(
     return weighted_lloyd(points, weights, centres, COARSE_ITERATIONS + FINE_ITERATIONS)
 
 
-def weighted_lloyd(points, weights, centres, iterations, tol=None, min_gain=0.0) -> np.ndarray:
+def weighted_lloyd(
+    points, weights, centres, iterations, tol=None, min_gain=0.0, tight=None
+) -> np.ndarray:
     """Lloyd's k-means steps on weighted points, over-relaxed by RELAX; an empty cluster keeps
     its previous centre. They stop early once centres move less than ``tol``, or once two steps
     in a row each gain less than ``min_gain`` of the inertia (0: never). Compiled, with
     Hamerly's bounds (:func:`pipeline.lloyd.lloyd`): late steps, where few points change
-    cluster, cost little more than the centre update."""
+    cluster, cost little more than the centre update; ``tight``: runner-up bounds too (the
+    exact colours' steps gain from them at any length; None: from TIGHT_FROM_STEPS steps)."""
     from pipeline.lloyd import weighted_lloyd as compiled_lloyd  # numba only where images fit
 
     tol = TOLERANCE if tol is None else tol
-    return compiled_lloyd(points, weights, centres, iterations, tol, RELAX, min_gain)
+    return compiled_lloyd(points, weights, centres, iterations, tol, RELAX, min_gain, tight)
 
 
 def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:
