@@ -73,6 +73,10 @@ GRID_BOUNDS = {
 }
 GRID_POOL = 1 << 20
 
+#: Cells per axis the grid's index leaves room for (a power of two, so a cell's index is
+#: built by shifts): at least the most any space needs (38).
+GRID_SIDE_BITS = 6
+
 #: An entry is left out of a cell's list when it is farther than another entry from every point
 #: of the cell by more than this (squared working-space units): a margin far above rounding, so
 #: an entry that might tie is always kept.
@@ -165,7 +169,8 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
     grid serves images without alpha, whose alpha coordinate is the same for every pixel and
     entry. Returns False when the pool is full (the caller then searches without the grid).
     """
-    index = (cell // (shape[1] * shape[2]), (cell // shape[2]) % shape[1], cell % shape[2])
+    side = (1 << GRID_SIDE_BITS) - 1
+    index = (cell >> (2 * GRID_SIDE_BITS), (cell >> GRID_SIDE_BITS) & side, cell & side)
     k = pal.shape[0]
     near = np.empty(k)
     bound = np.inf
@@ -188,14 +193,13 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
             count += 1
     count = _undominated(pal, index, lo, listed, count)
     first = used[0]
-    if first + count > pool.shape[0]:
+    if 4 * (first + count) > pool.shape[0]:
         return False
     for n in range(count):
-        c = listed[n]
-        pool[first + n, 0], pool[first + n, 1], pool[first + n, 2] = pal[c, 0], pal[c, 1], pal[c, 2]
-        pool[first + n, 3] = c
+        c, at = listed[n], 4 * (first + n)
+        pool[at], pool[at + 1], pool[at + 2], pool[at + 3] = pal[c, 0], pal[c, 1], pal[c, 2], c
     used[0] = first + count
-    cells[cell, 0], cells[cell, 1] = first, count
+    cells[cell] = (first << 16) | count
     return True
 
 
@@ -239,7 +243,7 @@ def _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2):
     k = int((t2 - lo2) * GRID_SCALE)
     if not (0 <= i < shape0 and 0 <= j < shape1 and 0 <= k < shape2):
         return -1
-    return (i * shape1 + j) * shape2 + k
+    return (((i << GRID_SIDE_BITS) | j) << GRID_SIDE_BITS) | k
 
 
 @njit(cache=True, inline="always")
@@ -293,6 +297,8 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
     colours, counts, error = tally
     squares = 0
     lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
+    # Pool and cell indices are unsigned: numba then adds no test for negative ones.
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
     width = row.shape[0]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     forward = y % 2 == 0
@@ -315,18 +321,20 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
         a0 = a1 = a2 = best = 0.0
         cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
         if cell >= 0 and (
-            cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
+            cells[np.uint64(cell)] > 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
         ):
-            first, count = cells[cell, 0], cells[cell, 1]
-            nearest = np.int64(pool[first, 3])
-            a0, a1, a2 = pool[first, 0] - t0, pool[first, 1] - t1, pool[first, 2] - t2
+            listing = cells[np.uint64(cell)]
+            at, count = np.uint64(listing >> 16) * np.uint64(4), listing & 0xFFFF
+            nearest = np.int64(pool[at + three])
+            a0, a1, a2 = pool[at] - t0, pool[at + one] - t1, pool[at + two] - t2
             best = a0 * a0 + a1 * a1 + a2 * a2
-            for n in range(first + 1, first + count):
-                d0, d1, d2 = pool[n, 0] - t0, pool[n, 1] - t1, pool[n, 2] - t2
+            for _ in range(count - 1):
+                at += four
+                d0, d1, d2 = pool[at] - t0, pool[at + one] - t1, pool[at + two] - t2
                 d = d0 * d0 + d1 * d1 + d2 * d2
                 closer = d < best
                 # A blend, not a select: LLVM turns a select into a branch here.
-                nearest += np.int64(closer) * (np.int64(pool[n, 3]) - nearest)
+                nearest += np.int64(closer) * (np.int64(pool[at + three]) - nearest)
                 a0 = d0 if closer else a0
                 a1 = d1 if closer else a1
                 a2 = d2 if closer else a2
@@ -531,12 +539,16 @@ def neighbour_table(coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _grid(space: str):
     """An empty, lazily filled grid over every point a dithered pixel can reach in ``space``:
-    per cell, where its candidate list starts in the pool (−1: not listed yet) and its length."""
+    per cell (index (i << 2B | j << B) | k, B = GRID_SIDE_BITS), where its candidate list
+    starts in the pool times 2¹⁶ plus its length (0: not listed yet); the pool lists each
+    candidate's coordinates and palette index, four floats."""
     lo, hi = GRID_BOUNDS[space]
     lo, hi = np.array(lo) - CLIP, np.array(hi) + CLIP
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
-    cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
-    pool = np.empty((GRID_POOL, 4), dtype=np.float64)
+    assert shape.max() <= 1 << GRID_SIDE_BITS
+    # Zeros (not listed yet): pages the search never touches are never even allocated.
+    cells = np.zeros(1 << (3 * GRID_SIDE_BITS), dtype=np.int64)
+    pool = np.empty(4 * GRID_POOL, dtype=np.float64)
     return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
 
 
