@@ -73,6 +73,10 @@ GRID_BOUNDS = {
 }
 GRID_POOL = 1 << 20
 
+#: Cells per axis the grid's index leaves room for (a power of two, so a cell's index is
+#: built by shifts): at least the most any space needs (38).
+GRID_SIDE_BITS = 6
+
 #: An entry is left out of a cell's list when it is farther than another entry from every point
 #: of the cell by more than this (squared working-space units): a margin far above rounding, so
 #: an entry that might tie is always kept.
@@ -85,41 +89,60 @@ ALPHA_WEIGHT = 0.625
 
 @njit(cache=True, error_model="numpy")  # no zero-divisor checks: the loops vectorise
 def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
-    """Packed pixels → (n, 4) working-space coordinates: colour (premultiplied by alpha) and
-    alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are float32 scratch of 3n each.
+    """Packed pixels → (4, n) working-space coordinates, one row per channel: colour
+    (premultiplied by alpha) and alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are (3, n) float32
+    and int32 scratch.
 
     The cube roots of Oklab start from a bit-level guess (the exponent divided by three) and
-    take two Halley steps (relative error ≈ 1e-14); each stage is a plain loop over the row
-    that the compiler vectorises.
+    take two Halley steps (relative error ≈ 1e-14). Each stage is a plain loop over the row,
+    channel by channel in separate rows (no interleaved reads or writes), so the compiler
+    vectorises them all.
     """
     n = packed.shape[0]
     if oklab:
-        for i in range(n):
-            p = packed[i]
-            lr, lg, lb = lut[p & 255], lut[(p >> 8) & 255], lut[(p >> 16) & 255]
-            for c in range(3):
-                lms[3 * i + c] = m1[c, 0] * lr + m1[c, 1] * lg + m1[c, 2] * lb
-        lms_bits, guess_bits = lms.view(np.int32), bits.view(np.int32)
-        for i in range(3 * n):
-            guess_bits[i] = lms_bits[i] // 3 + 709921077
-        for i in range(3 * n):
-            x, y = np.float64(lms[i]), np.float64(bits[i])
-            y3 = y * y * y
-            y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
-            y3 = y * y * y
-            lms[i] = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+        _to_lms(packed, lut, m1, lms)
+        flat_lms, flat_bits = lms.reshape(3 * n), bits.reshape(3 * n)
+        _cube_root_guess(flat_lms.view(np.int32), flat_bits)
+        _cube_root(flat_lms, flat_bits.view(np.float32))
     for i in range(n):
         p = packed[i]
         alpha = ((p >> 24) & 255) / 255.0 if has_alpha else 1.0
+        if oklab:
+            s0, s1, s2 = lms[0, i], lms[1, i], lms[2, i]
+            for c in range(3):
+                out[c, i] = (m2[c, 0] * s0 + m2[c, 1] * s1 + m2[c, 2] * s2) * alpha
+        else:
+            for c in range(3):
+                out[c, i] = ((p >> (8 * c)) & 255) / 255.0 * alpha
+        out[3, i] = alpha * ALPHA_WEIGHT
+
+
+@njit(cache=True, error_model="numpy")
+def _to_lms(packed, lut, m1, lms):
+    """Linear light of each pixel's channels (the table) → LMS, one row per component."""
+    for i in range(packed.shape[0]):
+        p = packed[i]
+        lr, lg, lb = lut[p & 255], lut[(p >> 8) & 255], lut[(p >> 16) & 255]
         for c in range(3):
-            if oklab:
-                value = (
-                    m2[c, 0] * lms[3 * i] + m2[c, 1] * lms[3 * i + 1] + m2[c, 2] * lms[3 * i + 2]
-                )
-            else:
-                value = ((p >> (8 * c)) & 255) / 255.0
-            out[i, c] = value * alpha
-        out[i, 3] = alpha * ALPHA_WEIGHT
+            lms[c, i] = m1[c, 0] * lr + m1[c, 1] * lg + m1[c, 2] * lb
+
+
+@njit(cache=True, error_model="numpy")
+def _cube_root_guess(bits, out):
+    """A first guess of each cube root: the float's bits (exponent and all) divided by three."""
+    for i in range(bits.shape[0]):
+        out[i] = bits[i] // 3 + 709921077
+
+
+@njit(cache=True, error_model="numpy")
+def _cube_root(values, guess):
+    """Two Halley steps from ``guess`` towards each value's cube root, in place."""
+    for i in range(values.shape[0]):
+        x, y = np.float64(values[i]), np.float64(guess[i])
+        y3 = y * y * y
+        y = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
+        y3 = y * y * y
+        values[i] = y * (y3 + 2.0 * x) / (2.0 * y3 + x)
 
 
 @njit(cache=True, inline="always")
@@ -165,7 +188,8 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
     grid serves images without alpha, whose alpha coordinate is the same for every pixel and
     entry. Returns False when the pool is full (the caller then searches without the grid).
     """
-    index = (cell // (shape[1] * shape[2]), (cell // shape[2]) % shape[1], cell % shape[2])
+    side = (1 << GRID_SIDE_BITS) - 1
+    index = (cell >> (2 * GRID_SIDE_BITS), (cell >> GRID_SIDE_BITS) & side, cell & side)
     k = pal.shape[0]
     near = np.empty(k)
     bound = np.inf
@@ -188,12 +212,13 @@ def _fill_cell(pal, cell, lo, shape, cells, pool, used):
             count += 1
     count = _undominated(pal, index, lo, listed, count)
     first = used[0]
-    if first + count > pool.shape[0]:
+    if 4 * (first + count) > pool.shape[0]:
         return False
     for n in range(count):
-        pool[first + n] = listed[n]
+        c, at = listed[n], 4 * (first + n)
+        pool[at], pool[at + 1], pool[at + 2], pool[at + 3] = pal[c, 0], pal[c, 1], pal[c, 2], c
     used[0] = first + count
-    cells[cell, 0], cells[cell, 1] = first, count
+    cells[cell] = (first << 16) | count
     return True
 
 
@@ -237,33 +262,41 @@ def _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2):
     k = int((t2 - lo2) * GRID_SCALE)
     if not (0 <= i < shape0 and 0 <= j < shape1 and 0 <= k < shape2):
         return -1
-    return (i * shape1 + j) * shape2 + k
+    return (((i << GRID_SIDE_BITS) | j) << GRID_SIDE_BITS) | k
 
 
-@njit(cache=True, inline="always")
-def _contrast(above, row, below, x, width):
-    """Largest second difference of the source at x, horizontally or vertically."""
-    left, right = max(x - 1, 0), min(x + 1, width - 1)
-    edge = 0.0
-    for c in range(3):
-        centre = 2.0 * row[x, c]
-        edge = max(edge, abs(row[left, c] + row[right, c] - centre))
-        edge = max(edge, abs(above[x, c] + below[x, c] - centre))
-    return edge
+@njit(cache=True)
+def _second_differences(above, row, below, out):
+    """``out[x]``: the larger of ``out[x]`` and the absolute second differences of one channel
+    of the source at x, horizontally and vertically (an end pixel's missing neighbour is
+    itself)."""
+    width = row.shape[0]
+    for x in range(1, width - 1):  # plain neighbours, few arrays: the loop vectorises
+        centre = 2.0 * row[x]
+        across = abs(row[x - 1] + row[x + 1] - centre)
+        out[x] = max(out[x], across, abs(above[x] + below[x] - centre))
+    for x in (0, width - 1):
+        left, right = max(x - 1, 0), min(x + 1, width - 1)
+        centre = 2.0 * row[x]
+        across = abs(row[left] + row[right] - centre)
+        out[x] = max(out[x], across, abs(above[x] + below[x] - centre))
 
 
 @njit(cache=True)
 def _flatness_weights(above, row, below, level, selective, out):
-    """The share of its incoming error each pixel of ``row`` takes: ``level``, scaled down
-    where the source has edges or fine texture (a plain loop over the row, apart from the
-    serial error diffusion)."""
-    width = row.shape[0]
+    """The share of its incoming error each pixel of ``row`` takes: ``level``, scaled down by
+    max(EDGE_FLOOR, 1 − EDGE_GAIN·contrast)² where the source has edges or fine texture (the
+    contrast: the largest second difference of any channel). Plain loops over the row, apart
+    from the serial error diffusion, channel by channel so that they vectorise."""
+    width = row.shape[1]
     for x in range(width):
-        weight = level
-        if selective:
-            flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * _contrast(above, row, below, x, width))
-            weight *= flat * flat
-        out[x] = weight
+        out[x] = 0.0
+    if selective:
+        for c in range(3):
+            _second_differences(above[c], row[c], below[c], out)
+    for x in range(width):
+        flat = max(EDGE_FLOOR, 1.0 - EDGE_GAIN * out[x])
+        out[x] = level * (flat * flat)
 
 
 @njit(cache=True)
@@ -291,7 +324,9 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
     colours, counts, error = tally
     squares = 0
     lo0, lo1, lo2, shape0, shape1, shape2 = lo[0], lo[1], lo[2], shape[0], shape[1], shape[2]
-    width = row.shape[0]
+    # Pool and cell indices are unsigned: numba then adds no test for negative ones.
+    one, two, three, four = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+    width = row.shape[1]
     here, ahead = err[y % 2], err[(y + 1) % 2]
     forward = y % 2 == 0
     side = 1 if forward else -1
@@ -304,7 +339,7 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
         x = i - 1
         weight = weights[x]
         e0, e1, e2 = h0 * weight, h1 * weight, h2 * weight
-        r0, r1, r2 = np.float64(row[x, 0]), np.float64(row[x, 1]), np.float64(row[x, 2])
+        r0, r1, r2 = np.float64(row[0, x]), np.float64(row[1, x]), np.float64(row[2, x])
         keep = e0 * e0 + e1 * e1 + e2 * e2 >= MIN_ERROR * MIN_ERROR
         t0 = r0 + min(max(e0, -CLIP), CLIP) if keep else r0
         t1 = r1 + min(max(e1, -CLIP), CLIP) if keep else r1
@@ -313,25 +348,26 @@ def _diffuse_opaque_row(y, packed, row, weights, palette, grid, err, out, tally)
         a0 = a1 = a2 = best = 0.0
         cell = _cell_of(t0, t1, t2, lo0, lo1, lo2, shape0, shape1, shape2)
         if cell >= 0 and (
-            cells[cell, 0] >= 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
+            cells[np.uint64(cell)] > 0 or _fill_cell(pal, cell, lo, shape, cells, pool, used)
         ):
-            first, count = cells[cell, 0], cells[cell, 1]
-            nearest = pool[first]
-            a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
+            listing = cells[np.uint64(cell)]
+            at, count = np.uint64(listing >> 16) * np.uint64(4), listing & 0xFFFF
+            nearest = np.int64(pool[at + three])
+            a0, a1, a2 = pool[at] - t0, pool[at + one] - t1, pool[at + two] - t2
             best = a0 * a0 + a1 * a1 + a2 * a2
-            for n in range(first + 1, first + count):
-                c = pool[n]
-                d0, d1, d2 = pal[c, 0] - t0, pal[c, 1] - t1, pal[c, 2] - t2
+            for _ in range(count - 1):
+                at += four
+                d0, d1, d2 = pool[at] - t0, pool[at + one] - t1, pool[at + two] - t2
                 d = d0 * d0 + d1 * d1 + d2 * d2
                 closer = d < best
                 # A blend, not a select: LLVM turns a select into a branch here.
-                nearest += np.int64(closer) * (c - nearest)
+                nearest += np.int64(closer) * (np.int64(pool[at + three]) - nearest)
                 a0 = d0 if closer else a0
                 a1 = d1 if closer else a1
                 a2 = d2 if closer else a2
                 best = min(best, d)
         if nearest < 0:
-            t3 = np.float64(row[x, 3])  # the same for every pixel and entry
+            t3 = np.float64(row[3, x])  # the same for every pixel and entry
             nearest = _nearest_outwards(pal, order, gaps, opaque, found, t0, t1, t2, t3)
             a0, a1, a2 = pal[nearest, 0] - t0, pal[nearest, 1] - t1, pal[nearest, 2] - t2
             best = a0 * a0 + a1 * a1 + a2 * a2
@@ -402,10 +438,10 @@ def _diffuse_row(y, packed, row, weights, palette, settings, err, out, tally):
         e3 = here[i, 3] * weight if alpha < 255 else 0.0
         if e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3 < MIN_ERROR * MIN_ERROR:
             e0 = e1 = e2 = e3 = 0.0
-        t0 = row[x, 0] + min(max(e0, -CLIP), CLIP)
-        t1 = row[x, 1] + min(max(e1, -CLIP), CLIP)
-        t2 = row[x, 2] + min(max(e2, -CLIP), CLIP)
-        t3 = row[x, 3] + min(max(e3, -CLIP), CLIP)
+        t0 = row[0, x] + min(max(e0, -CLIP), CLIP)
+        t1 = row[1, x] + min(max(e1, -CLIP), CLIP)
+        t2 = row[2, x] + min(max(e2, -CLIP), CLIP)
+        t3 = row[3, x] + min(max(e3, -CLIP), CLIP)
         # Opaque pixels stay opaque: they take opaque entries only (if there are any).
         allowed = opaque if alpha == 255 else anything
         d0, d1 = pal[guess, 0] - t0, pal[guess, 1] - t1
@@ -506,7 +542,7 @@ def _conversion_table(space: str):
 
 
 def _scratch(width: int):
-    return np.empty(3 * width, np.float32), np.empty(3 * width, np.float32)
+    return np.empty((3, width), np.float32), np.empty((3, width), np.int32)
 
 
 def working_coordinates(packed: np.ndarray, has_alpha: bool, space: str) -> np.ndarray:
@@ -514,9 +550,9 @@ def working_coordinates(packed: np.ndarray, has_alpha: bool, space: str) -> np.n
     them: colour premultiplied by alpha, then alpha × ALPHA_WEIGHT."""
     lut, m1, m2, oklab = _conversion_table(space)
     packed = np.ascontiguousarray(packed, dtype=np.uint32)
-    out = np.empty((len(packed), 4), dtype=np.float32)
+    out = np.empty((4, len(packed)), dtype=np.float32)
     _convert(packed, has_alpha, lut, m1, m2, oklab, *_scratch(len(packed)), out)
-    return out
+    return out.T
 
 
 def neighbour_table(coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -530,12 +566,16 @@ def neighbour_table(coordinates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _grid(space: str):
     """An empty, lazily filled grid over every point a dithered pixel can reach in ``space``:
-    per cell, where its candidate list starts in the pool (−1: not listed yet) and its length."""
+    per cell (index (i << 2B | j << B) | k, B = GRID_SIDE_BITS), where its candidate list
+    starts in the pool times 2¹⁶ plus its length (0: not listed yet); the pool lists each
+    candidate's coordinates and palette index, four floats."""
     lo, hi = GRID_BOUNDS[space]
     lo, hi = np.array(lo) - CLIP, np.array(hi) + CLIP
     shape = np.ceil((hi - lo) / GRID_CELL).astype(np.int64)
-    cells = np.full((int(np.prod(shape)), 2), -1, dtype=np.int64)
-    pool = np.empty(GRID_POOL, dtype=np.int64)
+    assert shape.max() <= 1 << GRID_SIDE_BITS
+    # Zeros (not listed yet): pages the search never touches are never even allocated.
+    cells = np.zeros(1 << (3 * GRID_SIDE_BITS), dtype=np.int64)
+    pool = np.empty(4 * GRID_POOL, dtype=np.float64)
     return lo, shape, cells, pool, np.zeros(1, dtype=np.int64)
 
 
@@ -563,7 +603,7 @@ def dither(source, palette: np.ndarray, level: float, space: str = "oklab"):
     width, height = source.image.size
     state = (
         np.zeros((3, width), dtype=np.uint32),  # the packed rows held
-        np.zeros((3, width, 4), dtype=np.float32),  # and their working-space coordinates
+        np.zeros((3, 4, width), dtype=np.float32),  # and their working-space coordinates
         _scratch(width),
         np.zeros((2, width + 2, 4), dtype=np.float32),  # error of this row and the next
         np.zeros(1, dtype=np.int64),  # rows received
