@@ -103,10 +103,11 @@ class Labeler:
             labels[part] = self._nearest(rows)
         return labels
 
-    def label_fitted(self, bounds, positions: np.ndarray) -> np.ndarray:
-        """See :func:`label_fitted`; in RGB, squared distances between integer colours are
+    def label_fitted(self, fitted) -> np.ndarray:
+        """See :func:`label_fitted` (``fitted``: a :class:`pipeline.quantize.FittedColours`);
+        in RGB, squared distances between integer colours are
         exact in float64, so the result equals this labeler's."""
-        return label_fitted(bounds, positions, self.palette.astype(np.float64))
+        return label_fitted(fitted.bounds, fitted.positions, self.palette.astype(np.float64))
 
     def _nearest(self, rows: np.ndarray) -> np.ndarray:
         offset, table = self._groups[0]
@@ -157,9 +158,10 @@ class SpaceLabeler:
 
         return nearest_centres(points, self._centres)
 
-    def label_fitted(self, bounds, positions: np.ndarray) -> np.ndarray:
-        """See :func:`label_fitted`: the same labels as :meth:`label_points` gives."""
-        return label_fitted(bounds, positions, self._centres)
+    def label_fitted(self, fitted) -> np.ndarray:
+        """See :func:`label_fitted` (``fitted``: a :class:`pipeline.quantize.FittedColours`):
+        the same labels as :meth:`label_points` gives."""
+        return label_fitted(fitted.bounds, fitted.positions, self._centres)
 
 
 def label_fitted(bounds, positions: np.ndarray, working: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Compiled k-means steps for the fit: weighted Lloyd iterations and exact colour counts.
+"""Compiled k-means steps for the fit: weighted Lloyd iterations, exact colour counts, and
+an undithered result's error from them.
 
 The fit runs Lloyd's steps on tens or hundreds of thousands of weighted points (histogram bins,
 or an image's distinct colours) several times per image; in NumPy each step is a (K × n) matrix
@@ -658,12 +659,44 @@ def rgb_colour_counts(distinct: np.ndarray, strips) -> np.ndarray:
     return counts
 
 
+@njit(cache=True)
+def _colour_error(distinct, labels, counts, palette, per_entry):
+    """Sum over the packed RGB colours ``distinct`` of count × squared distance to the palette
+    colour of their label (int64, exact); each label's count added into ``per_entry``."""
+    error = np.int64(0)
+    for i in range(distinct.shape[0]):
+        colour, entry, count = np.int64(distinct[i]), labels[i], counts[i]
+        squared = np.int64(0)
+        for channel in range(3):
+            d = ((colour >> (8 * channel)) & 0xFF) - palette[entry, channel]
+            squared += d * d
+        error += count * squared
+        per_entry[entry] += count
+    return error
+
+
+def colour_error_and_counts(distinct, labels, counts, palette):
+    """Exact squared error (int) and per-entry pixel counts of an RGB image labelled by its
+    distinct colours: ``distinct`` packed, ``labels`` their palette indices, ``counts`` their
+    pixel counts; one term per colour, not per pixel."""
+    per_entry = np.zeros(len(palette), dtype=np.int64)
+    error = _colour_error(
+        distinct,
+        labels,
+        np.ascontiguousarray(counts, dtype=np.int64),
+        np.ascontiguousarray(palette, dtype=np.int64),
+        per_entry,
+    )
+    return int(error), per_entry
+
+
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) the kernels on a few points."""
     points = np.arange(12, dtype=np.float64).reshape(4, 3)
     _, bounds = weighted_lloyd(points, np.ones(4), points[:2], 2, 0.0, 1.0, keep_bounds=True)
     bounds.nearest(points[:2])
     distinct = np.array([1, 2, 300], dtype=np.uint32)
-    rgb_colour_counts(distinct, [distinct])
+    counts = rgb_colour_counts(distinct, [distinct])
+    colour_error_and_counts(distinct, np.zeros(3, np.uint8), counts, np.zeros((1, 3), np.uint8))
     nearest_centres(points, points[:2])
     inertia(points, np.ones(4), kmeans_plusplus(points, np.ones(4), 2, (0, 1)))

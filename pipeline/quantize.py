@@ -146,8 +146,7 @@ def _colors_in(histogram: ColorHistogram) -> int:
 def _choose_palette(source: PixelSource, histogram: ColorHistogram, params: QuantizeParams):
     """The integer palette (n, channels), n ≤ k, duplicates removed, transparent entry last;
     and, when the fit's last steps ran on the histogram's distinct colours (RGB), what labels
-    them cheaply: the steps' :class:`pipeline.lloyd.LloydBounds` and where each centre's
-    colour sits in the palette (None otherwise)."""
+    them cheaply (:class:`FittedColours`; None otherwise)."""
     n_colors = params.k - (1 if histogram.transparent_count else 0)
     space, seed = params.space, params.seed
     bounds = None
@@ -163,12 +162,24 @@ def _choose_palette(source: PixelSource, histogram: ColorHistogram, params: Quan
     palette = finish_palette(raw, histogram.transparent_count, histogram.transparent_sum)
     if bounds is None or source.channels != 3:
         return palette, None
-    return palette, (bounds, palette_positions(raw, palette))
+    return palette, FittedColours(*bounds, palette_positions(raw, palette))
+
+
+@dataclass
+class FittedColours:
+    """What the fit's last Lloyd steps on an RGB image's distinct colours (the histogram's
+    list, in its order) leave for labelling them: the steps' bounds, each colour's pixel
+    count, and where each centre's rounded colour sits in the palette."""
+
+    bounds: object  # pipeline.lloyd.LloydBounds (numba loads only where images are fitted)
+    counts: np.ndarray
+    positions: np.ndarray
 
 
 def _fit_all_pixels(source, histogram, n_colors, params):
-    """Palette centres (working coordinates) fitted on all pixels, and the bounds of the
-    fit's last steps when they ran on ``histogram.distinct`` itself (else None)."""
+    """Palette centres (working coordinates) fitted on all pixels; and, when the fit's last
+    steps ran on ``histogram.distinct`` itself, their bounds and the colours' pixel counts
+    (else None)."""
     space, seed = params.space, params.seed
     occupied = len(histogram.keys)
     if occupied >= 4 * n_colors or not histogram.has_distinct:
@@ -183,15 +194,16 @@ def _fit_all_pixels(source, histogram, n_colors, params):
             and histogram.has_distinct
         ):
             colors, counts = _distinct_with_counts(source, histogram)
+            weights = counts
             if ratio is not None:
-                counts = weighted_colours(histogram, ratio, colors, counts)
+                weights = weighted_colours(histogram, ratio, colors, counts)
             if colors is histogram.distinct:
-                exact = histogram.distinct_working(space), counts
+                exact = histogram.distinct_working(space), weights
             else:
-                exact = to_working(unpack(colors, source.channels), space), counts
+                exact = to_working(unpack(colors, source.channels), space), weights
         centres, bounds = fit_histogram_bounded(fitted, n_colors, seed, space, exact)
         on_distinct = exact is not None and colors is histogram.distinct
-        return centres, (bounds if on_distinct else None)
+        return centres, ((bounds, counts) if on_distinct else None)
     colors, counts = _distinct_with_counts(source, histogram)
     return fit_distinct(unpack(colors, source.channels), counts, n_colors, seed, space), None
 
@@ -259,9 +271,19 @@ def _label_all(
             counts += np.bincount(strip_labels, minlength=len(palette))
         labels[start : start + len(strip)] = strip_labels
         start += len(strip)
-    if channels == 3:
+    if channels == 3 and fitted is not None and table is not None:
+        error, counts = _colour_error_and_counts(histogram, table.labels, fitted.counts, palette)
+    elif channels == 3:
         error, counts = _error_and_counts(source.image, labels, palette)
     return labels, counts, error
+
+
+def _colour_error_and_counts(histogram, colour_labels, colour_counts, palette):
+    """Exact squared error and per-entry counts of an RGB result from its distinct colours'
+    labels and pixel counts: one term per colour, not per pixel (0.3 vs 4 ms a photo)."""
+    from pipeline.lloyd import colour_error_and_counts  # numba only where images are fitted
+
+    return colour_error_and_counts(histogram.distinct, colour_labels, colour_counts, palette)
 
 
 def _dither_all(source: PixelSource, palette: np.ndarray, space: str, level: float):
@@ -304,7 +326,7 @@ def _colour_labels(histogram: ColorHistogram, labeler, space: str, fitted=None):
     from pipeline.colour_ranks import RankedLabels  # numba only where pixels are labelled
 
     if fitted is not None:
-        return RankedLabels(histogram.present, labeler.label_fitted(*fitted))
+        return RankedLabels(histogram.present, labeler.label_fitted(fitted))
     converted = histogram.converted(space) if space != "rgb" else None
     if converted is not None:  # the fit's last steps converted the colours already
         return RankedLabels(histogram.present, labeler.label_points(converted))
