@@ -130,6 +130,14 @@ def finish_palette(raw: np.ndarray, transparent_count: int, transparent_sum) -> 
     return palette
 
 
+def palette_positions(raw: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Where each colour of ``raw`` (an RGB palette before :func:`finish_palette`) sits in
+    ``palette`` (after it): the index of its first copy, as repeated colours are dropped."""
+    keys, wanted = pack(palette), pack(raw)
+    order = np.argsort(keys)
+    return order[np.searchsorted(keys, wanted, sorter=order)]
+
+
 def round_centres(centres: np.ndarray, space: str = "rgb") -> np.ndarray:
     """Float centres (working coordinates of ``space``) → uint8 sRGB(A) palette colours,
     rounded and clipped to the gamut."""
@@ -155,6 +163,19 @@ def fit_histogram(
     channels) float64) with their pixel counts, lets the last Lloyd steps run on the exact data
     instead of on bins (see EXACT_ITERATIONS).
     """
+    return fit_histogram_bounded(histogram, n_colors, seed, space, exact)[0]
+
+
+def fit_histogram_bounded(
+    histogram: ColorHistogram,
+    n_colors: int,
+    seed: int,
+    space: str = "rgb",
+    exact: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """:func:`fit_histogram`'s centres, with the :class:`pipeline.lloyd.LloydBounds` of its
+    last steps on the ``exact`` colours (None without them): what they hold of each colour
+    gives its exact label against the rounded palette for little more than a Lloyd step."""
     levels = [bits for bits in LEVELS[histogram.channels] if bits <= histogram.bits]
     fine_steps = FINE_ITERATIONS if n_colors >= SMALL_K else FINE_ITERATIONS_SMALL_K
     from_colours = n_colors >= COLOUR_MEANS_FROM_K
@@ -190,13 +211,15 @@ def fit_histogram(
         points, counts = exact
         weights = counts.astype(np.float64)
         steps = EXACT_ITERATIONS[space]
-        return weighted_lloyd(points, weights, centres, steps, None, EXACT_MIN_GAIN, tight=True)
+        return weighted_lloyd(
+            points, weights, centres, steps, None, EXACT_MIN_GAIN, tight=True, keep_bounds=True
+        )
     if n_colors >= DISTINCT_FROM_K and 0 < histogram.distinct_count <= MAX_DISTINCT_POINTS:
         distinct = histogram.distinct_points()
         if distinct is not None:
             distinct = _in_space(distinct, space)
             centres = weighted_lloyd(*distinct, centres, DISTINCT_ITERATIONS, TOLERANCE)
-    return centres
+    return centres, None
 
 
 def _best_seeding(points, weights, n_colors: int, seed: int, tol: float) -> np.ndarray:
@@ -241,18 +264,21 @@ def fit_distinct(
 
 
 def weighted_lloyd(
-    points, weights, centres, iterations, tol=None, min_gain=0.0, tight=None
-) -> np.ndarray:
+    points, weights, centres, iterations, tol=None, min_gain=0.0, tight=None, keep_bounds=False
+):
     """Lloyd's k-means steps on weighted points, over-relaxed by RELAX; an empty cluster keeps
     its previous centre. They stop early once centres move less than ``tol``, or once two steps
     in a row each gain less than ``min_gain`` of the inertia (0: never). Compiled, with
     Hamerly's bounds (:func:`pipeline.lloyd.lloyd`): late steps, where few points change
     cluster, cost little more than the centre update; ``tight``: runner-up bounds too (the
-    exact colours' steps gain from them at any length; None: from TIGHT_FROM_STEPS steps)."""
+    exact colours' steps gain from them at any length; None: from TIGHT_FROM_STEPS steps).
+    With ``keep_bounds``: (centres, the run's :class:`pipeline.lloyd.LloydBounds`)."""
     from pipeline.lloyd import weighted_lloyd as compiled_lloyd  # numba only where images fit
 
     tol = TOLERANCE if tol is None else tol
-    return compiled_lloyd(points, weights, centres, iterations, tol, RELAX, min_gain, tight)
+    return compiled_lloyd(
+        points, weights, centres, iterations, tol, RELAX, min_gain, tight, keep_bounds
+    )
 
 
 def sample_indices(n_pixels: int, n_samples: int, seed: int) -> np.ndarray:

@@ -103,6 +103,12 @@ class Labeler:
             labels[part] = self._nearest(rows)
         return labels
 
+    def label_fitted(self, fitted) -> np.ndarray:
+        """See :func:`label_fitted` (``fitted``: a :class:`pipeline.quantize.FittedColours`);
+        in RGB, squared distances between integer colours are
+        exact in float64, so the result equals this labeler's."""
+        return label_fitted(fitted.bounds, fitted.positions, self.palette.astype(np.float64))
+
     def _nearest(self, rows: np.ndarray) -> np.ndarray:
         offset, table = self._groups[0]
         best, best_distance = nearest(rows, table)
@@ -151,6 +157,23 @@ class SpaceLabeler:
         from pipeline.lloyd import nearest_centres  # numba only where pixels are labelled
 
         return nearest_centres(points, self._centres)
+
+    def label_fitted(self, fitted) -> np.ndarray:
+        """See :func:`label_fitted` (``fitted``: a :class:`pipeline.quantize.FittedColours`):
+        the same labels as :meth:`label_points` gives."""
+        return label_fitted(fitted.bounds, fitted.positions, self._centres)
+
+
+def label_fitted(bounds, positions: np.ndarray, working: np.ndarray) -> np.ndarray:
+    """Palette index (uint8) of each point of a Lloyd run whose ``bounds``
+    (:class:`pipeline.lloyd.LloydBounds`) the fit kept, its palette (``working``: in working
+    coordinates) rounded from the run's centres, ``positions[c]`` being centre c's colour's
+    index in it: each point's exact nearest palette colour, the lowest index on an exact tie.
+
+    Searched over the centres' colours (copies of palette rows), lowest centre index on a tie:
+    that centre holds the first copy of its colour, and ``positions`` keeps the palette's
+    order, so it maps to the lowest palette index among the nearest."""
+    return positions[bounds.nearest(working[positions])].astype(np.uint8)
 
 
 def make_labeler(palette: np.ndarray, space: str):

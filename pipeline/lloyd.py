@@ -1,4 +1,5 @@
-"""Compiled k-means steps for the fit: weighted Lloyd iterations and exact colour counts.
+"""Compiled k-means steps for the fit: weighted Lloyd iterations, exact colour counts, and
+an undithered result's error from them.
 
 The fit runs Lloyd's steps on tens or hundreds of thousands of weighted points (histogram bins,
 or an image's distinct colours) several times per image; in NumPy each step is a (K × n) matrix
@@ -9,6 +10,8 @@ may have changed cluster.
 This module imports numba (through :mod:`pipeline.compiled`), so it is imported only where an
 image is fitted, never by commands that do not quantize.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -209,7 +212,7 @@ def _reassign(points, weights, centres, labels, seconds, bounds, clusters, neigh
 
 
 @njit(cache=True)
-def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
+def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, state):
     """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
 
     Each step moves every non-empty cluster's centre ``relax`` times the way to its points'
@@ -228,14 +231,16 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
     of a search at every step (the RGB mode's 20 steps at K=64: about a fifth faster, the
     Oklab mode's 5 on the exact colours a tenth; 8 steps on histogram bins lose more on the
     longer searches than they gain).
+
+    ``state`` holds each point's cluster, runner-up, bounds, and the centres they hold for
+    (``anchor``: the last step's clusters are not formed, so the centres a step earlier), for
+    :func:`bounded_labels` to use afterwards.
     """
     n, dims = points.shape
     k = centres.shape[0]
-    labels = np.empty(n, np.int64)
-    seconds = np.full(n, -1, np.int64)  # runner-up centre, -1: not tracked
-    upper = np.empty(n)
-    near = np.full(n, np.inf)  # lower bound on the distance to the runner-up
-    lower = np.empty(n)  # lower bound on the distance to every other centre
+    # seconds: runner-up centre, -1 (as given): not tracked; near: lower bound on the distance
+    # to the runner-up (given as inf); lower: on the distance to every other centre.
+    labels, seconds, upper, near, lower, anchor = state
     totals = np.zeros(k)
     sums = np.zeros((k, dims))
     order = np.empty((k, k), np.int64)
@@ -243,7 +248,8 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
     half = np.empty(k)
     distance = np.empty((k, k))
     bounds, clusters, neighbours = (upper, near, lower), (totals, sums), (order, gaps, half)
-    _neighbours(centres, order, gaps, half, distance, False)
+    resort = iterations < 0  # False, but not the literal (see below)
+    _neighbours(centres, order, gaps, half, distance, resort)
     best = np.int64(0)  # not the literal 0: that would compile the search a second time
     squares = 0.0
     for i in range(n):
@@ -255,6 +261,7 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
         for j in range(dims):
             sums[best, j] += weights[i] * points[i, j]
             squares += weights[i] * points[i, j] * points[i, j]
+    _copy_rows(centres, anchor)
     step = np.empty(k)
     previous, slow_steps = np.inf, 0
     for done in range(iterations):
@@ -269,7 +276,9 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
         if slow_steps >= 2:
             break
         previous = at_means
-        largest, runner_up, fastest = 0.0, 0.0, -1
+        # np.int64 and a computed flag below, not literals: numba would compile _reassign
+        # and _neighbours once more for each literal (a second of a machine's first run).
+        largest, runner_up, fastest = 0.0, 0.0, np.int64(-1)
         for c in range(k):
             moved = 0.0
             if totals[c] > 0:
@@ -284,9 +293,10 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight):
                 runner_up = step[c]
         if largest < tol or done == iterations - 1:
             break  # the last step's new clusters would serve no further step
-        _neighbours(centres, order, gaps, half, distance, True)
+        _neighbours(centres, order, gaps, half, distance, not resort)
         moves = (step, largest, runner_up, fastest, tight)
         _reassign(points, weights, centres, labels, seconds, bounds, clusters, neighbours, moves)
+        _copy_rows(centres, anchor)
     return centres
 
 
@@ -299,21 +309,125 @@ def weighted_lloyd(
     relax: float,
     min_gain: float = 0.0,
     tight: bool | None = None,
+    keep_bounds: bool = False,
 ):
-    """:func:`lloyd` on float64 copies: the fitted centres, (K, dims) float64. ``tight``
-    (runner-up bounds) defaults to runs of TIGHT_FROM_STEPS steps or more."""
+    """:func:`lloyd` on float64 copies: the fitted centres, (K, dims) float64; with
+    ``keep_bounds``, also the run's :class:`LloydBounds`, from which the points' exact labels
+    against the final (rounded) palette come cheaply. ``tight`` (runner-up bounds) defaults to
+    runs of TIGHT_FROM_STEPS steps or more."""
     if tight is None:
         tight = iterations >= TIGHT_FROM_STEPS
-    return lloyd(
-        np.ascontiguousarray(points, dtype=np.float64),
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    centres = np.array(centres, dtype=np.float64)
+    n = len(points)
+    bounds = LloydBounds(
+        points,
+        np.empty(n, np.int64),
+        np.full(n, -1, np.int64),
+        np.empty(n),
+        np.full(n, np.inf),
+        np.empty(n),
+        np.empty_like(centres),
+    )
+    state = (bounds.labels, bounds.seconds, bounds.upper, bounds.near, bounds.lower)
+    lloyd(
+        points,
         np.ascontiguousarray(weights, dtype=np.float64),
-        np.array(centres, dtype=np.float64),
+        centres,
         int(iterations),
         float(tol),
         float(relax),
         float(min_gain),
         bool(tight),
+        (*state, bounds.anchor),
     )
+    return (centres, bounds) if keep_bounds else centres
+
+
+#: Slack (working units, 0–255 scale) a point's bounds must leave before they settle its label
+#: without a search in :func:`bounded_labels`. Bounds are sums and roots of a few dozen float64
+#: values below 10^3, off by under 1e-11 in all; the slack keeps a rounding from ever passing
+#: off a tie or a nearer colour as settled.
+BOUND_SLACK = 1e-9
+
+
+@dataclass
+class LloydBounds:
+    """What a Lloyd run knows of each point at its end (see :func:`lloyd`): its cluster, its
+    runner-up (-1: not tracked), an upper bound on its distance to its own centre and lower
+    bounds on the distance to its runner-up and to every other centre, all holding for the
+    centres ``anchor``."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    seconds: np.ndarray
+    upper: np.ndarray
+    near: np.ndarray
+    lower: np.ndarray
+    anchor: np.ndarray
+
+    def nearest(self, targets: np.ndarray) -> np.ndarray:
+        """Index of the nearest of ``targets`` ((K, dims), one per centre: each centre's
+        final palette colour in working coordinates) to each point, int64, the lowest index
+        among exact ties: exactly :func:`nearest_centres`, most points settled by their bounds
+        moved by each centre's distance to its target."""
+        out = np.empty(len(self.points), np.int64)
+        state = (self.labels, self.seconds, self.upper, self.near, self.lower, self.anchor)
+        targets = np.ascontiguousarray(targets, dtype=np.float64)
+        _bounded_labels(self.points, state, targets, BOUND_SLACK, out)
+        return out
+
+
+@njit(cache=True)
+def _bounded_labels(points, state, targets, slack, out):
+    """``out[i]``: the nearest target to point i (lowest index on an exact tie), where target
+    c replaces centre c of a Lloyd run whose bounds (``state``) are given: a point whose
+    bounds, loosened by the targets' moves, leave its own target nearer by ``slack`` keeps
+    its cluster; any other is searched exactly, outwards from its own target."""
+    labels, seconds, upper, near, lower, anchor = state
+    k = targets.shape[0]
+    step = np.empty(k)
+    largest, runner_up, fastest = 0.0, 0.0, np.int64(-1)
+    for c in range(k):
+        step[c] = np.sqrt(_squared(targets, c, anchor, c))
+        if step[c] > largest:
+            largest, runner_up, fastest = step[c], largest, c
+        elif step[c] > runner_up:
+            runner_up = step[c]
+    order, gaps, half = np.empty((k, k), np.int64), np.empty((k, k)), np.empty(k)
+    _neighbours(targets, order, gaps, half, np.empty((k, k)), k < 0)  # False, not literal
+    for i in range(points.shape[0]):
+        own, other = labels[i], seconds[i]
+        bound = lower[i] - (runner_up if fastest == own or fastest == other else largest)
+        if other >= 0:
+            bound = min(bound, near[i] - step[other])
+        bound = max(half[own], bound) - slack
+        if upper[i] + step[own] < bound:
+            out[i] = own
+            continue
+        best_d = _squared(points, i, targets, own)
+        first = np.sqrt(best_d)
+        if first < bound:
+            out[i] = own
+            continue
+        best, reach = own, 2.0 * first
+        for j in range(k):  # from 0: a copy of own's target with a lower index comes first
+            if gaps[own, j] > reach * (1.0 + 1e-12):  # margin: the bound is in floats too
+                break
+            c = order[own, j]
+            d = _squared(points, i, targets, c)
+            if d < best_d or (d == best_d and c < best):
+                best, best_d = c, d
+                reach = first + np.sqrt(d)
+        out[i] = best
+
+
+@njit(cache=True)
+def _copy_rows(source, target):
+    """``target[:, :] = source`` for 2-D arrays, without numba's shape checks."""
+    for i in range(source.shape[0]):
+        for j in range(source.shape[1]):
+            target[i, j] = source[i, j]
 
 
 @njit(cache=True, inline="always")
@@ -545,11 +659,44 @@ def rgb_colour_counts(distinct: np.ndarray, strips) -> np.ndarray:
     return counts
 
 
+@njit(cache=True)
+def _colour_error(distinct, labels, counts, palette, per_entry):
+    """Sum over the packed RGB colours ``distinct`` of count × squared distance to the palette
+    colour of their label (int64, exact); each label's count added into ``per_entry``."""
+    error = np.int64(0)
+    for i in range(distinct.shape[0]):
+        colour, entry, count = np.int64(distinct[i]), labels[i], counts[i]
+        squared = np.int64(0)
+        for channel in range(3):
+            d = ((colour >> (8 * channel)) & 0xFF) - palette[entry, channel]
+            squared += d * d
+        error += count * squared
+        per_entry[entry] += count
+    return error
+
+
+def colour_error_and_counts(distinct, labels, counts, palette):
+    """Exact squared error (int) and per-entry pixel counts of an RGB image labelled by its
+    distinct colours: ``distinct`` packed, ``labels`` their palette indices, ``counts`` their
+    pixel counts; one term per colour, not per pixel."""
+    per_entry = np.zeros(len(palette), dtype=np.int64)
+    error = _colour_error(
+        distinct,
+        labels,
+        np.ascontiguousarray(counts, dtype=np.int64),
+        np.ascontiguousarray(palette, dtype=np.int64),
+        per_entry,
+    )
+    return int(error), per_entry
+
+
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) the kernels on a few points."""
     points = np.arange(12, dtype=np.float64).reshape(4, 3)
-    weighted_lloyd(points, np.ones(4), points[:2], 2, 0.0, 1.0)
+    _, bounds = weighted_lloyd(points, np.ones(4), points[:2], 2, 0.0, 1.0, keep_bounds=True)
+    bounds.nearest(points[:2])
     distinct = np.array([1, 2, 300], dtype=np.uint32)
-    rgb_colour_counts(distinct, [distinct])
+    counts = rgb_colour_counts(distinct, [distinct])
+    colour_error_and_counts(distinct, np.zeros(3, np.uint8), counts, np.zeros((1, 3), np.uint8))
     nearest_centres(points, points[:2])
     inertia(points, np.ones(4), kmeans_plusplus(points, np.ones(4), 2, (0, 1)))

@@ -8,10 +8,13 @@ from PIL import Image
 
 import pipeline.quantize as quantize_module
 from pipeline.colour_ranks import RankedLabels
+from pipeline.fit import round_centres
 from pipeline.label import Labeler, SpaceLabeler
+from pipeline.lloyd import weighted_lloyd
 from pipeline.params import QuantizeParams
 from pipeline.pixels import pack
 from pipeline.quantize import quantize_image
+from pipeline.space import to_working
 from tests.nearest import assert_nearest, brute_force_labels
 
 SPACES = ("rgb", "oklab")
@@ -62,6 +65,38 @@ def test_oklab_labeler_equals_brute_force(k, channels, n, seed, distinct):
         colors = unpack_sorted(colors)
     labels = SpaceLabeler(palette, "oklab")(pack(colors), distinct=distinct)
     assert_nearest(labels, colors, palette, "oklab")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.integers(2, 64),
+    n=st.integers(1, 2000),
+    steps=st.integers(0, 4),
+    tight=st.booleans(),
+    space=st.sampled_from(SPACES),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_labels_from_lloyd_bounds_equal_brute_force(k, n, steps, tight, space, seed):
+    """The labels a fit's Lloyd bounds give against its rounded palette (the undithered
+    path's) are exactly the float64 nearest, lowest index on a tie, in the working
+    coordinates: also when some targets repeat one another or sit far from their centres."""
+    rng = np.random.default_rng(seed)
+    palette = palette_with_near_ties(rng, k, 3)
+    colors = unpack_sorted(colours_near(rng, palette, n))
+    points = to_working(colors, space)
+    start = to_working(palette, space) + rng.normal(0, 2, (k, 3))
+    centres, bounds = weighted_lloyd(
+        points, rng.random(len(points)), start, steps, 0.0, 1.8, tight=tight, keep_bounds=True
+    )
+    targets = to_working(round_centres(centres, space), space)
+    moved = rng.random(k) < 0.2
+    targets[moved] = targets[rng.integers(0, k, moved.sum())]  # copies of other targets
+    targets[rng.integers(0, k)] += rng.normal(0, 30, 3)  # one far from its centre
+    diff = points[:, None, :] - targets[None, :, :]
+    squared = (
+        diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1] + diff[..., 2] * diff[..., 2]
+    )
+    assert np.array_equal(bounds.nearest(targets), squared.argmin(axis=1))
 
 
 def unpack_sorted(colors: np.ndarray) -> np.ndarray:
