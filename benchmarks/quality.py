@@ -380,22 +380,24 @@ def render(data: dict) -> str:
 def _steady_note(data: dict) -> list[str]:
     if "steady_measured_at" not in data:
         return []
+    ks = "".join(f" --steady-k {k}" for k in data["steady"])
     return [
         f"Re-measured {data['steady_measured_at']} by `python -m benchmarks.quality "
-        f"--steady-only` (load average {data.get('steady_load_average', '?')} at the end; "
+        f"--steady-only{ks}` (load average {data.get('steady_load_average', '?')} at the end; "
         "the 2 cores were shared). CPU time is this process's (one thread): the speed per "
         "core, less disturbed by other work than the wall clock.",
         "",
     ]
 
 
-def steady_only() -> None:
-    """Re-measure the steady state at K=64 (wall and CPU time) and keep the quality tables."""
+def steady_only(ks=(64,)) -> None:
+    """Re-measure the steady state at ``ks`` (wall and CPU time) and keep the quality tables;
+    the stage breakdown is K=64's."""
     data = json.loads((run.RESULTS / "quality.json").read_text())
     cpu = {}
     with tempfile.TemporaryDirectory() as folder_name:
         steady = run.steady_state(
-            inputs.mix(), list(STEADY_KEYS), (64,), STEADY_ROUNDS, Path(folder_name), cpu
+            inputs.mix(), list(STEADY_KEYS), ks, STEADY_ROUNDS, Path(folder_name), cpu
         )
     data["steady"] = {str(k): v for k, v in steady.items()}
     data["steady_cpu"] = {str(k): v for k, v in cpu.items()}
@@ -552,14 +554,20 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--steady-only",
         action="store_true",
-        help="re-measure only the steady-state time at K=64 (wall and CPU) into results",
+        help="re-measure only the steady-state time (wall and CPU) into results",
+    )
+    parser.add_argument(
+        "--steady-k",
+        type=int,
+        action="append",
+        help="with --steady-only: a K to measure (repeatable; default 64)",
     )
     args = parser.parse_args(argv)
     ks = (64,) if args.quick else (16, 64, 256)
     if args.add_k:
         return add_k(args.add_k)
     if args.steady_only:
-        return steady_only()
+        return steady_only(tuple(args.steady_k or (64,)))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)

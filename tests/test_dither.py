@@ -206,3 +206,60 @@ def test_the_tally_counts_every_label_and_the_exact_squared_error(china, image):
     labels, counts, error = dither.dither(source, palette, 1.0)
     assert np.array_equal(counts, np.bincount(labels, minlength=len(palette)))
     assert error == squared_error(source.all_pixels(), labels, palette) > 0
+
+
+def reference_dither(pixels: np.ndarray, palette: np.ndarray, space: str) -> np.ndarray:
+    """The dithering rules written plainly, pixel by pixel in float64 (images without alpha):
+    serpentine Floyd–Steinberg, selectivity weights, errors below MIN_ERROR dropped, the
+    incoming error clipped, large outgoing errors damped, ties to the lower index."""
+    height, width, _ = pixels.shape
+    packed = dither.pack_colors(pixels.reshape(-1, 3))
+    source = dither.working_coordinates(packed, False, space)[:, :3].astype(np.float64)
+    source = source.reshape(height, width, 3)
+    entries = dither.working_coordinates(dither.pack_colors(palette), False, space)
+    entries = entries[:, :3].astype(np.float64)
+    labels = np.empty((height, width), np.int64)
+    here = np.zeros((width + 2, 3))
+    for y in range(height):
+        above, row, below = source[max(y - 1, 0)], source[y], source[min(y + 1, height - 1)]
+        left, right = (
+            row[np.maximum(np.arange(width) - 1, 0)],
+            row[np.minimum(np.arange(width) + 1, width - 1)],
+        )
+        contrast = np.maximum(np.abs(left + right - 2 * row), np.abs(above + below - 2 * row))
+        flat = np.maximum(dither.EDGE_FLOOR, 1.0 - dither.EDGE_GAIN * contrast.max(axis=1))
+        weights = DEFAULT_DITHER * (flat * flat)
+        ahead = np.zeros((width + 2, 3))
+        side = 1 if y % 2 == 0 else -1
+        for x in range(width) if side == 1 else range(width - 1, -1, -1):
+            i = x + 1
+            error = here[i] * weights[x]
+            target = row[x]
+            if (error * error).sum() >= dither.MIN_ERROR**2:
+                target = row[x] + np.clip(error, -dither.CLIP, dither.CLIP)
+            distances = ((entries - target) ** 2).sum(axis=1)
+            labels[y, x] = nearest = int(np.argmin(distances))  # the first of equal ones
+            damp = dither.DAMPING if distances[nearest] > dither.MAX_ERROR**2 else 1.0
+            passed = -(entries[nearest] - target) * damp
+            here[i + side] += passed * (7.0 / 16.0)
+            ahead[i - side] += passed * (3.0 / 16.0)
+            ahead[i] += passed * (5.0 / 16.0)
+            ahead[i + side] += passed * (1.0 / 16.0)
+        here = ahead
+    return labels.ravel()
+
+
+@pytest.mark.parametrize("space", ["oklab", "rgb"])
+def test_the_compiled_loop_labels_as_the_plain_rules_do(space):
+    """Every shortcut of the compiled loop (the grid, errors kept in registers, weights a
+    channel at a time) must label exactly as the rules do: a noisy ramp against a coarse
+    palette, so that errors are clipped, damped and passed on, above a flat area halfway
+    between two palette colours a code value either side, where the errors are too small to
+    pass on and are dropped."""
+    rng = np.random.default_rng(7)
+    ramp = np.linspace(0.0, 1.0, 40)[None, :, None] * np.array([230.0, 160.0, 90.0])
+    pixels = np.clip(ramp + rng.normal(0, 12, (24, 40, 3)), 0, 255).astype(np.uint8)
+    pixels[16:] = [120, 130, 141]
+    palette = np.vstack([random_colors(6, 8), [[120, 130, 140], [120, 130, 142]]])
+    labels = dither.dither_labels(PixelSource(Image.fromarray(pixels)), palette, 1.0, space)
+    assert np.array_equal(labels, reference_dither(pixels, palette, space))
