@@ -42,31 +42,32 @@ def _squared(points, i, centres, c):
 
 @njit(cache=True, inline="always")  # one caller, the first pass: no call per point
 def _nearest_and_bound(points, i, centres, guess, first, order, gaps):
-    """Nearest centre of point i, its distance, and a lower bound on the distance to every
-    other centre, searched outwards from centre ``guess``, whose distance ``first`` is known.
+    """Nearest centre of point i, its distance, and its runner-up's distance (a lower bound on
+    the distance to every other centre), searched outwards from centre ``guess``, whose
+    distance ``first`` is known.
 
     ``order[g]`` lists the centres by distance from centre g and ``gaps[g]`` those distances.
     A centre c at distance D from g is at least D − |x − g| from x. The search stops as soon
-    as the nearest is certain (D beyond |x − g| + the nearest distance so far); the bound is
-    then the nearer of the runner-up seen and D − |x − g| for the centres not looked at.
+    as the runner-up is certain (D beyond |x − g| + the runner-up's distance so far), not
+    just the nearest: a few more distances here give a bound that spares the first step many
+    searches (the Oklab mode's exact-colour run: about 6% faster; runs on bins 1% slower).
     Candidates are compared by squared distance: a root is taken only when the nearest
     changes (rarely) and at the end, which makes the search (most of a fit's time) cheaper.
     """
     best = guess
-    from_guess = first
     best_squared, second_squared = first * first, np.inf
-    reach = from_guess + first
+    reach = np.inf
     for j in range(1, centres.shape[0]):
-        gap = gaps[guess, j]
-        if gap > reach:
-            return best, np.sqrt(best_squared), min(np.sqrt(second_squared), gap - from_guess)
+        if gaps[guess, j] > reach:
+            return best, np.sqrt(best_squared), np.sqrt(second_squared)
         c = order[guess, j]
         d = _squared(points, i, centres, c)
         if d < best_squared:
             best, second_squared, best_squared = c, best_squared, d
-            reach = from_guess + np.sqrt(d)
+            reach = first + np.sqrt(second_squared)
         elif d < second_squared:
             second_squared = d
+            reach = first + np.sqrt(d)
     return best, np.sqrt(best_squared), np.sqrt(second_squared)
 
 
