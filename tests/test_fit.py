@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from sklearn.cluster import KMeans
 
+from pipeline.fit import exact_iterations
 from pipeline.flatness import flatness_floor, pixel_weights
 from pipeline.params import QuantizeParams
 from pipeline.quantize import quantize_image
@@ -16,6 +17,12 @@ from tests.nearest import coordinates, distances
 #: from different seeds, so neither is always lower; 2% is about the spread between KMeans's own
 #: seeds on these photos. It holds for fits that end on the exact colours (undithered, or RGB).
 INERTIA_TOLERANCE = 0.02
+
+#: From K=32 the undithered Oklab fit ends with 2 steps on the exact colours, not 5 (see
+#: pipeline.fit.EXACT_ITERATIONS: a tenth of the mode's time for 0.25 of mean SSIMULACRA2 at
+#: K=64): at K=64 its inertia is 2.2% (china) and 3.2% (flower) above KMeans's (5 steps: 0.8%,
+#: 1.4%).
+FEW_STEPS_TOLERANCE = 0.035
 
 #: The dithered default's Oklab fit runs on histogram bins only (the exact-colour steps buy no
 #: SSIMULACRA2 once dithered; see pipeline.quantize): bins cost up to about 3% of inertia.
@@ -56,8 +63,9 @@ def test_inertia_within_tolerance_of_weighted_kmeans(request, photo, k, space):
     dithered = quantize_image(image, QuantizeParams(k=k, space=space)).palette
     # Oklab weighs each pixel by the flatness around it (pipeline.flatness): each reference
     # minimises the same weighted inertia, each colour weighing its pixels' weights.
+    few_steps = space == "oklab" and exact_iterations(space, k) < 5
     for palette, dither, tolerance in (
-        (exact, 0.0, INERTIA_TOLERANCE),
+        (exact, 0.0, FEW_STEPS_TOLERANCE if few_steps else INERTIA_TOLERANCE),
         (dithered, DEFAULT_DITHER, BINS_ONLY_TOLERANCE),
     ):
         weights = counts
