@@ -88,10 +88,9 @@ ALPHA_WEIGHT = 0.625
 
 
 @njit(cache=True, error_model="numpy")  # no zero-divisor checks: the loops vectorise
-def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
+def _convert(packed, has_alpha, lut, m1, m2, oklab, scratch, out):
     """Packed pixels → (4, n) working-space coordinates, one row per channel: colour
-    (premultiplied by alpha) and alpha × ALPHA_WEIGHT. ``lms`` and ``bits`` are (3, n) float32
-    and int32 scratch.
+    (premultiplied by alpha) and alpha × ALPHA_WEIGHT. ``scratch``: :func:`_scratch`'s.
 
     The cube roots of Oklab start from a bit-level guess (the exponent divided by three) and
     take two Halley steps (relative error ≈ 1e-14). Each stage is a plain loop over the row,
@@ -99,11 +98,11 @@ def _convert(packed, has_alpha, lut, m1, m2, oklab, lms, bits, out):
     vectorises them all.
     """
     n = packed.shape[0]
+    lms, lms_bits, flat_lms, guess, guess_bits = scratch
     if oklab:
         _to_lms(packed, lut, m1, lms)
-        flat_lms, flat_bits = lms.reshape(3 * n), bits.reshape(3 * n)
-        _cube_root_guess(flat_lms.view(np.int32), flat_bits)
-        _cube_root(flat_lms, flat_bits.view(np.float32))
+        _cube_root_guess(lms_bits, guess_bits)
+        _cube_root(flat_lms, guess)
     for i in range(n):
         p = packed[i]
         alpha = ((p >> 24) & 255) / 255.0 if has_alpha else 1.0
@@ -275,11 +274,18 @@ def _second_differences(above, row, below, out):
         centre = 2.0 * row[x]
         across = abs(row[x - 1] + row[x + 1] - centre)
         out[x] = max(out[x], across, abs(above[x] + below[x] - centre))
-    for x in (0, width - 1):
-        left, right = max(x - 1, 0), min(x + 1, width - 1)
-        centre = 2.0 * row[x]
-        across = abs(row[left] + row[right] - centre)
-        out[x] = max(out[x], across, abs(above[x] + below[x] - centre))
+    _end_difference(above, row, below, 0, out)
+    _end_difference(above, row, below, width - 1, out)
+
+
+@njit(cache=True, inline="always")
+def _end_difference(above, row, below, x, out):
+    """:func:`_second_differences` at an end pixel x, whose missing neighbour is itself."""
+    width = row.shape[0]
+    left, right = max(x - 1, 0), min(x + 1, width - 1)
+    centre = 2.0 * row[x]
+    across = abs(row[left] + row[right] - centre)
+    out[x] = max(out[x], across, abs(above[x] + below[x] - centre))
 
 
 @njit(cache=True)
@@ -507,14 +513,13 @@ def _feed(strip, last, packed, rows, scratch, err, received, table, palette, gri
     labels, and the tally (:func:`dither`).
     """
     lut, m1, m2, oklab = table
-    lms, bits = scratch
     has_alpha = settings[0]
     width = packed.shape[1]
     for top in range(0, strip.shape[0], width):
         y = received[0]
         for x in range(width):  # not a slice assignment: its shape checks compile for seconds
             packed[y % 3, x] = strip[top + x]
-        _convert(packed[y % 3], has_alpha, lut, m1, m2, oklab, lms, bits, rows[y % 3])
+        _convert(packed[y % 3], has_alpha, lut, m1, m2, oklab, scratch, rows[y % 3])
         received[0] = y + 1
         if y >= 1:
             _label_row(y - 1, y, packed, rows, palette, grid, settings, err, out)
@@ -550,7 +555,12 @@ def _conversion_table(space: str):
 
 
 def _scratch(width: int):
-    return np.empty((3, width), np.float32), np.empty((3, width), np.int32)
+    """The conversion's scratch: LMS (3, width) float32, and views of it (its bits, and
+    flat), and the cube roots' first guesses (float32 and their bits), made here rather than
+    in compiled code (numba's reshape compiles slowly)."""
+    lms, guess = np.empty((3, width), np.float32), np.empty(3 * width, np.float32)
+    flat = lms.reshape(-1)
+    return lms, flat.view(np.int32), flat, guess, guess.view(np.int32)
 
 
 def working_coordinates(packed: np.ndarray, has_alpha: bool, space: str) -> np.ndarray:
@@ -559,7 +569,7 @@ def working_coordinates(packed: np.ndarray, has_alpha: bool, space: str) -> np.n
     lut, m1, m2, oklab = _conversion_table(space)
     packed = np.ascontiguousarray(packed, dtype=np.uint32)
     out = np.empty((4, len(packed)), dtype=np.float32)
-    _convert(packed, has_alpha, lut, m1, m2, oklab, *_scratch(len(packed)), out)
+    _convert(packed, has_alpha, lut, m1, m2, oklab, _scratch(len(packed)), out)
     return out.T
 
 
