@@ -263,3 +263,13 @@ def test_the_compiled_loop_labels_as_the_plain_rules_do(space):
     palette = np.vstack([random_colors(6, 8), [[120, 130, 140], [120, 130, 142]]])
     labels = dither.dither_labels(PixelSource(Image.fromarray(pixels)), palette, 1.0, space)
     assert np.array_equal(labels, reference_dither(pixels, palette, space))
+
+
+def test_a_full_grid_pool_changes_no_label(china, monkeypatch):
+    """Once the grid's pool of candidate lists is full, cells not listed yet are searched
+    without it: the labels stay the same."""
+    source = PixelSource(Image.fromarray(china[:80, :120]))
+    palette = random_colors(32, 9)
+    expected = dither.dither_labels(source, palette, 1.0)
+    monkeypatch.setattr(dither, "GRID_POOL", 8)  # a few cells' lists, then full
+    assert np.array_equal(dither.dither_labels(source, palette, 1.0), expected)
