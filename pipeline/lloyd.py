@@ -22,6 +22,14 @@ from pipeline.sorting import argsort_stable
 #: do runs on an image's exact distinct colours whatever their length (see weighted_lloyd).
 TIGHT_FROM_STEPS = 10
 
+#: A Lloyd run whose bounds are not kept measures every point's distance to every centre, with
+#: no bounds, when K × points is at most this. Centre by centre, that loop vectorises over the
+#: points; on histogram bins, whose clusters keep changing from step to step, it beats the
+#: bounds' searches (the seedings' steps on 5-bit bins, timing mix: K=16 3.9×, K=64 2.3×,
+#: K=256 3.2× faster; the 6-bit level's at K=64 1.4× faster, at K=256, 25,000 bins, 13%
+#: slower).
+ALL_CENTRES_MAX_WORK = 1 << 21
+
 
 @njit(cache=True, inline="always")
 def _squared(points, i, centres, c):
@@ -213,7 +221,7 @@ def _reassign(points, weights, centres, labels, seconds, bounds, clusters, neigh
 
 
 @njit(cache=True)
-def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, state):
+def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, state, columns):
     """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
 
     Each step moves every non-empty cluster's centre ``relax`` times the way to its points'
@@ -235,7 +243,9 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, sta
 
     ``state`` holds each point's cluster, runner-up, bounds, and the centres they hold for
     (``anchor``: the last step's clusters are not formed, so the centres a step earlier), for
-    :func:`bounded_labels` to use afterwards.
+    :func:`bounded_labels` to use afterwards. Given ``columns`` (the points by coordinate,
+    (dims, n); (dims, 0): not given), each step instead measures every point against every
+    centre (:func:`_nearest_all`), and the bounds are left unset.
     """
     n, dims = points.shape
     k = centres.shape[0]
@@ -251,13 +261,23 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, sta
     bounds, clusters, neighbours = (upper, near, lower), (totals, sums), (order, gaps, half)
     resort = iterations < 0  # False, but not the literal (see below)
     _neighbours(centres, order, gaps, half, distance, resort)
+    search_all = columns.shape[1] == n and n > 0
+    scratch = np.empty(n if search_all else 0)
+    fresh = np.empty(n if search_all else 0, np.int64)
+    if search_all:
+        _nearest_all(columns, centres, scratch, labels)
     best = np.int64(0)  # not the literal 0: that would compile the search a second time
     squares = 0.0
     for i in range(n):
-        # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
-        first = np.sqrt(_squared(points, i, centres, best))
-        best, upper[i], lower[i] = _nearest_and_bound(points, i, centres, best, first, order, gaps)
-        labels[i] = best
+        if search_all:
+            best = labels[i]
+        else:
+            # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
+            first = np.sqrt(_squared(points, i, centres, best))
+            best, upper[i], lower[i] = _nearest_and_bound(
+                points, i, centres, best, first, order, gaps
+            )
+            labels[i] = best
         totals[best] += weights[i]
         for j in range(dims):
             sums[best, j] += weights[i] * points[i, j]
@@ -294,6 +314,10 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, sta
                 runner_up = step[c]
         if largest < tol or done == iterations - 1:
             break  # the last step's new clusters would serve no further step
+        if search_all:
+            _nearest_all(columns, centres, scratch, fresh)
+            _move_points(points, weights, labels, fresh, totals, sums)
+            continue
         _neighbours(centres, order, gaps, half, distance, not resort)
         moves = (step, largest, runner_up, fastest, tight)
         _reassign(points, weights, centres, labels, seconds, bounds, clusters, neighbours, moves)
@@ -331,6 +355,8 @@ def weighted_lloyd(
         np.empty_like(centres),
     )
     state = (bounds.labels, bounds.seconds, bounds.upper, bounds.near, bounds.lower)
+    search_all = not keep_bounds and len(centres) * n <= ALL_CENTRES_MAX_WORK
+    columns = np.ascontiguousarray(points.T) if search_all else np.empty((points.shape[1], 0))
     lloyd(
         points,
         np.ascontiguousarray(weights, dtype=np.float64),
@@ -341,6 +367,7 @@ def weighted_lloyd(
         float(min_gain),
         bool(tight),
         (*state, bounds.anchor),
+        columns,
     )
     return (centres, bounds) if keep_bounds else centres
 
@@ -421,6 +448,52 @@ def _bounded_labels(points, state, targets, slack, out):
                 best, best_d = c, d
                 reach = first + np.sqrt(d)
         out[i] = best
+
+
+@njit(cache=True)
+def _nearest_all(columns, centres, nearest, labels):
+    """``labels[i]``: the nearest centre to point i (the lowest index on an exact tie), by its
+    squared distance to every centre (``nearest``: scratch), centre by centre so that the loops
+    over the points (``columns``: by coordinate, (dims, n)) vectorise. Three coordinates in
+    one pass, as :func:`_squared` sums them."""
+    dims, n = columns.shape
+    for i in range(n):
+        nearest[i] = np.inf
+    for c in range(centres.shape[0]):
+        if dims == 3:
+            r0, r1, r2 = columns[0], columns[1], columns[2]
+            t0, t1, t2 = centres[c, 0], centres[c, 1], centres[c, 2]
+            for i in range(n):
+                d0, d1, d2 = r0[i] - t0, r1[i] - t1, r2[i] - t2
+                d = d0 * d0 + d1 * d1 + d2 * d2
+                if d < nearest[i]:
+                    nearest[i] = d
+                    labels[i] = c
+            continue
+        for i in range(n):
+            d = 0.0
+            for j in range(dims):
+                e = columns[j, i] - centres[c, j]
+                d += e * e
+            if d < nearest[i]:
+                nearest[i] = d
+                labels[i] = c
+
+
+@njit(cache=True)
+def _move_points(points, weights, labels, fresh, totals, sums):
+    """Move each point whose cluster changed (``labels`` → ``fresh``) between the clusters'
+    totals and sums, in point order, as :func:`_reassign` does."""
+    for i in range(points.shape[0]):
+        own, best = labels[i], fresh[i]
+        if best != own:
+            labels[i] = best
+            w = weights[i]
+            totals[own] -= w
+            totals[best] += w
+            for j in range(points.shape[1]):
+                sums[own, j] -= w * points[i, j]
+                sums[best, j] += w * points[i, j]
 
 
 @njit(cache=True)
