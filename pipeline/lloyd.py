@@ -221,7 +221,9 @@ def _reassign(points, weights, centres, labels, seconds, bounds, clusters, neigh
 
 
 @njit(cache=True)
-def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, state, columns):
+def lloyd(
+    points, weights, centres, iterations, tol, relax, min_gain, tight, state, columns, guesses
+):
     """Weighted, over-relaxed Lloyd steps from ``centres`` (updated in place); returns them.
 
     Each step moves every non-empty cluster's centre ``relax`` times the way to its points'
@@ -245,7 +247,9 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, sta
     (``anchor``: the last step's clusters are not formed, so the centres a step earlier), for
     :func:`bounded_labels` to use afterwards. Given ``columns`` (the points by coordinate,
     (dims, n); (dims, 0): not given), each step instead measures every point against every
-    centre (:func:`_nearest_all`), and the bounds are left unset.
+    centre (:func:`_nearest_all`), and the bounds are left unset. ``guesses``, when given (one
+    centre per point; else empty), start each point's first search instead of the previous
+    point's nearest centre.
     """
     n, dims = points.shape
     k = centres.shape[0]
@@ -273,6 +277,8 @@ def lloyd(points, weights, centres, iterations, tol, relax, min_gain, tight, sta
             best = labels[i]
         else:
             # Neighbouring points (sorted colours, bins in key order) tend to share a centre.
+            if guesses.shape[0] == n:
+                best = guesses[i]
             first = np.sqrt(_squared(points, i, centres, best))
             best, upper[i], lower[i] = _nearest_and_bound(
                 points, i, centres, best, first, order, gaps
@@ -335,11 +341,14 @@ def weighted_lloyd(
     min_gain: float = 0.0,
     tight: bool | None = None,
     keep_bounds: bool = False,
+    keep_labels: bool = False,
+    guesses: np.ndarray | None = None,
 ):
     """:func:`lloyd` on float64 copies: the fitted centres, (K, dims) float64; with
     ``keep_bounds``, also the run's :class:`LloydBounds`, from which the points' exact labels
-    against the final (rounded) palette come cheaply. ``tight`` (runner-up bounds) defaults to
-    runs of TIGHT_FROM_STEPS steps or more."""
+    against the final (rounded) palette come cheaply; with ``keep_labels``, also each point's
+    cluster at the last step that formed them (int64). ``tight`` (runner-up bounds) defaults to
+    runs of TIGHT_FROM_STEPS steps or more; ``guesses``: see :func:`lloyd`."""
     if tight is None:
         tight = iterations >= TIGHT_FROM_STEPS
     points = np.ascontiguousarray(points, dtype=np.float64)
@@ -368,7 +377,10 @@ def weighted_lloyd(
         bool(tight),
         (*state, bounds.anchor),
         columns,
+        np.empty(0, np.int64) if guesses is None else np.ascontiguousarray(guesses, np.int64),
     )
+    if keep_labels:
+        return centres, bounds.labels
     return (centres, bounds) if keep_bounds else centres
 
 
@@ -764,6 +776,29 @@ def colour_error_and_counts(distinct, labels, counts, palette):
     return int(error), per_entry
 
 
+@njit(cache=True)
+def _by_bin(packed, bits, per_bin, out):
+    """``out[i]``: ``per_bin`` of the histogram bin (``bits`` per channel, channel 0 lowest,
+    as :func:`pipeline.pixels.bin_keys`) of packed RGB colour i."""
+    drop, mask = 8 - bits, (1 << bits) - 1
+    for i in range(packed.shape[0]):
+        c = np.int64(packed[i])
+        key = (c >> drop) & mask
+        key |= ((c >> (8 + drop)) & mask) << bits
+        key |= ((c >> (16 + drop)) & mask) << (2 * bits)
+        out[i] = per_bin[key]
+
+
+def labels_by_bin(packed: np.ndarray, bits: int, keys: np.ndarray, labels: np.ndarray):
+    """The label (int64) of each packed RGB colour's bin at ``bits`` per channel, the bins
+    being ``keys`` with ``labels``: what a fit on those bins says of each colour."""
+    per_bin = np.zeros(1 << (3 * bits), np.int64)
+    per_bin[keys] = labels
+    out = np.empty(len(packed), np.int64)
+    _by_bin(np.ascontiguousarray(packed, np.uint32), int(bits), per_bin, out)
+    return out
+
+
 def warm_up() -> None:
     """Load (or compile, the first time on a machine) the kernels on a few points."""
     points = np.arange(12, dtype=np.float64).reshape(4, 3)
@@ -771,6 +806,8 @@ def warm_up() -> None:
     bounds.nearest(points[:2])
     distinct = np.array([1, 2, 300], dtype=np.uint32)
     counts = rgb_colour_counts(distinct, [distinct])
+    guesses = labels_by_bin(distinct, 5, np.arange(4), np.array([0, 1, 1, 0]))
+    weighted_lloyd(points[:3], np.ones(3), points[:2], 1, 0.0, 1.0, 0.0, True, True, False, guesses)
     colour_error_and_counts(distinct, np.zeros(3, np.uint8), counts, np.zeros((1, 3), np.uint8))
     nearest_centres(points, points[:2])
     inertia(points, np.ones(4), kmeans_plusplus(points, np.ones(4), 2, (0, 1)))

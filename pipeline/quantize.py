@@ -198,7 +198,7 @@ def _fit_all_pixels(source, histogram, n_colors, params):
             if ratio is not None:
                 weights = weighted_colours(histogram, ratio, colors, counts)
             if colors is histogram.distinct:
-                exact = histogram.distinct_working(space), weights
+                exact = histogram.distinct_working(space), weights, colors
             else:
                 exact = to_working(unpack(colors, source.channels), space), weights
         centres, bounds = fit_histogram_bounded(fitted, n_colors, seed, space, exact)
