@@ -221,6 +221,8 @@ def fit_histogram_bounded(
         points, counts = exact[:2]
         weights = counts.astype(np.float64)
         steps = exact_iterations(space, n_colors)
+        from pipeline.lloyd import EXACT_TIGHT_FROM_STEPS  # numba only where images are fitted
+
         guesses = None
         if len(exact) > 2 and seed_labels is not None and histogram.channels == 3:
             guesses = _guesses(histogram, seed_bits, seed_labels, exact[2])
@@ -231,7 +233,7 @@ def fit_histogram_bounded(
             steps,
             None,
             EXACT_MIN_GAIN,
-            tight=True,
+            tight=steps >= EXACT_TIGHT_FROM_STEPS,
             keep_bounds=True,
             guesses=guesses,
         )
@@ -323,8 +325,8 @@ def weighted_lloyd(
     its previous centre. They stop early once centres move less than ``tol``, or once two steps
     in a row each gain less than ``min_gain`` of the inertia (0: never). Compiled, with
     Hamerly's bounds (:func:`pipeline.lloyd.lloyd`): late steps, where few points change
-    cluster, cost little more than the centre update; ``tight``: runner-up bounds too (the
-    exact colours' steps gain from them at any length; None: from TIGHT_FROM_STEPS steps).
+    cluster, cost little more than the centre update; ``tight``: runner-up bounds too (None:
+    from TIGHT_FROM_STEPS steps).
     With ``keep_bounds``: (centres, the run's :class:`pipeline.lloyd.LloydBounds`); with
     ``keep_labels``: (centres, each point's cluster); ``guesses``: each point's first guess
     of its centre (see :func:`pipeline.lloyd.lloyd`)."""
