@@ -487,13 +487,14 @@ def render_stages(data: dict) -> list[str]:
 #: What holds the default's speed back (measured by hand; see pipeline/dither.py).
 DITHER_COST = [
     "The default's label stage is the error diffusion, serial from pixel to pixel: about",
-    "62 ns a pixel at K=64 on this machine (2026-12-05; 87-100 ns before issue 8's speed",
-    "pass), of which the exact nearest-colour search among the 1–8 candidates of the",
-    "target's grid cell takes about 22 ns, the error bookkeeping (clip, damping, the four",
-    "Floyd–Steinberg shares, the tally of counts and squared error) about 25 ns, and the",
-    "Oklab conversion and selectivity weights about 15 ns. Dithered PNGs are compressed at",
-    "zlib level 4 (level 6 spent about 55 ms a photo on their noisy rows). The 24 MP photo",
-    "runs the same loop: about 1.45 s of its 2.1 s.",
+    "40 ns a pixel at K=64 on the timing mix and 36 ns on the 24 MP photo (2026-12-05; 62 ns",
+    "before that day's second pass, 87-100 ns before issue 8's first). On the 24 MP photo, the",
+    "Oklab conversion takes about 5.4 ns a pixel, the selectivity weights 1.6 ns, and the",
+    "pixel loop about 29 ns: the exact search among the 1–8 candidates of the target's grid",
+    "cell, and the error bookkeeping (clip, damping, the four Floyd–Steinberg shares, the",
+    "tally of counts and squared error), about 6–7 ns of it for the row below's shares.",
+    "Dithered PNGs are deflated by zlib-ng at level 3 (its level 6 spends over twice as",
+    "long on their noisy rows for about 4% fewer bytes).",
 ]
 
 
