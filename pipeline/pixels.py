@@ -55,9 +55,7 @@ class PixelSource:
             return
         for top in range(0, height, rows):
             bottom = min(height, top + rows)
-            data = _encoded_rows(self.image, self.rawmode, top, bottom)
-            if data is None:
-                data = _cropped_rows(self.image, self.rawmode, top, bottom)
+            data = raw_rows(self.image, self.rawmode, top, bottom)
             yield np.frombuffer(data, dtype=np.uint32)
 
     def all_pixels(self) -> np.ndarray:
@@ -70,8 +68,19 @@ class PixelSource:
         return packed
 
 
+#: Bytes per pixel of the raw modes strips are read in.
+RAW_PIXEL_BYTES = {"RGBA": 4, "RGBX": 4, "P": 1}
+
+
+def raw_rows(image: Image.Image, rawmode: str, top: int, bottom: int) -> bytes:
+    """Rows ``top`` to ``bottom`` of ``image`` as raw bytes of ``rawmode`` (a key of
+    RAW_PIXEL_BYTES): straight from Pillow's raw encoder if it can, else cropped."""
+    data = _encoded_rows(image, rawmode, top, bottom)
+    return _cropped_rows(image, rawmode, top, bottom) if data is None else data
+
+
 def _cropped_rows(image: Image.Image, rawmode: str, top: int, bottom: int) -> bytes:
-    """Rows ``top`` to ``bottom`` of ``image`` as raw bytes, through Pillow's public API."""
+    """:func:`raw_rows` through Pillow's public API."""
     return image.crop((0, top, image.width, bottom)).tobytes("raw", rawmode)
 
 
@@ -80,10 +89,11 @@ def _encoded_rows(image: Image.Image, rawmode: str, top: int, bottom: int) -> by
     None if that fails in any way.
 
     One call and one bytes object, with no cropped copy of the image in between: half the time
-    of a strip on the 24 MP photo (read twice, for the histogram and the dithering). The
-    encoder is Pillow's private API (what ``tobytes`` itself uses), hence the fallback.
+    of a strip on the 24 MP photo (read twice, for the histogram and the dithering, and its
+    labels once more by the PNG writer). The encoder is Pillow's private API (what ``tobytes``
+    itself uses), hence the fallback.
     """
-    expected = 4 * image.width * (bottom - top)
+    expected = RAW_PIXEL_BYTES[rawmode] * image.width * (bottom - top)
     try:
         encoder = Image._getencoder(image.mode, "raw", rawmode)
         encoder.setimage(image.im, (0, top, image.width, bottom))

@@ -35,3 +35,10 @@ def test_strips_through_the_encoder_and_the_fallback_are_the_same_pixels(mode, m
     assert [len(strip) for strip in encoded] == [5 * image.width] * 7 + [2 * image.width]
     assert all(np.array_equal(a, b) for a, b in zip(encoded, fallback, strict=True))
     assert np.array_equal(np.concatenate(encoded), whole)
+
+
+def test_rows_of_a_palette_image_are_its_indices():
+    image = noise("RGB").quantize(16)
+    rows = pipeline.pixels.raw_rows(image, "P", 3, 9)
+    assert pipeline.pixels._encoded_rows(image, "P", 3, 9) == rows
+    assert rows == image.crop((0, 3, image.width, 9)).tobytes()
