@@ -103,6 +103,9 @@ def _convert(packed, has_alpha, lut, m1, m2, oklab, scratch, out):
         _to_lms(packed, lut, m1, lms)
         _cube_root_guess(lms_bits, guess_bits)
         _cube_root(flat_lms, guess)
+        if not has_alpha:  # the common case, without the alpha of 1 (×1 changes no bits)
+            _lms_to_oklab(lms, m2, out)
+            return
     for i in range(n):
         p = packed[i]
         alpha = ((p >> 24) & 255) / 255.0 if has_alpha else 1.0
@@ -117,13 +120,37 @@ def _convert(packed, has_alpha, lut, m1, m2, oklab, scratch, out):
 
 
 @njit(cache=True, error_model="numpy")
+def _lms_to_oklab(lms, m2, out):
+    """Cube-rooted LMS → Oklab of opaque pixels, and their alpha coordinate (as
+    :func:`_to_lms`, the matrix in locals)."""
+    a0, a1, a2 = m2[0, 0], m2[0, 1], m2[0, 2]
+    b0, b1, b2 = m2[1, 0], m2[1, 1], m2[1, 2]
+    c0, c1, c2 = m2[2, 0], m2[2, 1], m2[2, 2]
+    l_row, m_row, s_row = lms[0], lms[1], lms[2]
+    o0, o1, o2, o3 = out[0], out[1], out[2], out[3]
+    for i in range(l_row.shape[0]):
+        s0, s1, s2 = l_row[i], m_row[i], s_row[i]
+        o0[i] = a0 * s0 + a1 * s1 + a2 * s2
+        o1[i] = b0 * s0 + b1 * s1 + b2 * s2
+        o2[i] = c0 * s0 + c1 * s1 + c2 * s2
+        o3[i] = ALPHA_WEIGHT
+
+
+@njit(cache=True, error_model="numpy")
 def _to_lms(packed, lut, m1, lms):
     """Linear light of each pixel's channels (the table) → LMS, one row per component."""
+    # The matrix in locals and a row per component: the stores could alias the matrix as far
+    # as the compiler knows, so it would read all nine coefficients again for every pixel.
+    a0, a1, a2 = m1[0, 0], m1[0, 1], m1[0, 2]
+    b0, b1, b2 = m1[1, 0], m1[1, 1], m1[1, 2]
+    c0, c1, c2 = m1[2, 0], m1[2, 1], m1[2, 2]
+    l_row, m_row, s_row = lms[0], lms[1], lms[2]
     for i in range(packed.shape[0]):
         p = packed[i]
         lr, lg, lb = lut[p & 255], lut[(p >> 8) & 255], lut[(p >> 16) & 255]
-        for c in range(3):
-            lms[c, i] = m1[c, 0] * lr + m1[c, 1] * lg + m1[c, 2] * lb
+        l_row[i] = a0 * lr + a1 * lg + a2 * lb
+        m_row[i] = b0 * lr + b1 * lg + b2 * lb
+        s_row[i] = c0 * lr + c1 * lg + c2 * lb
 
 
 @njit(cache=True, error_model="numpy")
