@@ -383,10 +383,11 @@ SMALL_K_COST = [
     "vectorised product with 16 centres, scale with K), while colorquant's costs per pixel",
     "hardly shrink with K. Stages at K=16 (CPU ms per photo, 2026-12-05): the default",
     "decodes in 3.7, builds the histogram in 7.2, fits in 13.8, dithers in 36.1 and writes",
-    "in 6.2; the dithering alone (about 34 ns a pixel, serial) is 0.69× the example's whole",
-    "time, so 0.8× would need the rest in 6 ms. `--dither 0` fits in 34.6 (eight k-means++",
-    "seedings below K=32, which keep every photo above pngquant --nofs; three left",
-    "grace_hopper.png 1.2 below it) and labels in 5.1.",
+    "in 6.2. The dithering alone (about 34 ns a pixel, serial) is 0.6–0.7× the example's",
+    "whole time (52.6–59.7 ms in two runs), and decoding, the histogram and the write take",
+    "17 ms more: 0.8× is out of reach of a serial error diffusion at this speed. `--dither 0`",
+    "fits in 34.6 (eight k-means++ seedings below K=32, which keep every photo above",
+    "pngquant --nofs; three left grace_hopper.png 1.2 below it) and labels in 5.1.",
 ]
 
 
@@ -500,14 +501,16 @@ def render_stages(data: dict) -> list[str]:
 #: What holds the default's speed back (measured by hand; see pipeline/dither.py).
 DITHER_COST = [
     "The default's label stage is the error diffusion, serial from pixel to pixel: about",
-    "40 ns a pixel at K=64 on the timing mix and 36 ns on the 24 MP photo (2026-12-05; 62 ns",
+    "38 ns a pixel at K=64 on the timing mix and 35 ns on the 24 MP photo (2026-12-05; 62 ns",
     "before that day's second pass, 87-100 ns before issue 8's first). On the 24 MP photo, the",
-    "Oklab conversion takes about 5.4 ns a pixel, the selectivity weights 1.6 ns, and the",
-    "pixel loop about 29 ns: the exact search among the 1–8 candidates of the target's grid",
-    "cell, and the error bookkeeping (clip, damping, the four Floyd–Steinberg shares, the",
-    "tally of counts and squared error), about 6–7 ns of it for the row below's shares.",
-    "Dithered PNGs are deflated by zlib-ng at level 3 (its level 6 spends over twice as",
-    "long on their noisy rows for about 4% fewer bytes).",
+    "Oklab conversion takes about 4.8 ns a pixel, the selectivity weights 1.0 ns, and the",
+    "pixel loop about 29 ns (690 ms): the exact search among the 1–8 candidates of the",
+    "target's grid cell, and the error bookkeeping (clip, damping, the four Floyd–Steinberg",
+    "shares, the tally of counts and squared error), about 6–7 ns of it for the row below's",
+    "shares. The chain from pixel to pixel is not what holds it: with the error passed on",
+    "removed, the whole dithering still took 754 ms of its 850; with one candidate a cell",
+    "as well, 557 ms. Dithered PNGs are deflated by zlib-ng at level 3 (its level 6 spends",
+    "over twice as long on their noisy rows for about 4% fewer bytes).",
 ]
 
 
