@@ -678,7 +678,11 @@ def inertia(points, weights, centres) -> float:
 @njit(cache=True)
 def _nearest_each(points, centres, order, gaps, labels):
     """Nearest centre of every point (lowest index on an exact tie), searched outwards from the
-    previous point's (neighbouring points tend to share it)."""
+    previous point's (neighbouring points tend to share it).
+
+    :func:`_bounded_labels` ends with the same search, written out there too: one inlined
+    helper for both made this function 13% slower (10^6 random points, K=64), and it labels
+    every distinct colour of a big photo or of a given palette."""
     guess = 0
     for i in range(points.shape[0]):
         best = guess
