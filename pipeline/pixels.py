@@ -96,8 +96,11 @@ def _encoded_rows(image: Image.Image, rawmode: str, top: int, bottom: int) -> by
     expected = RAW_PIXEL_BYTES[rawmode] * image.width * (bottom - top)
     try:
         encoder = Image._getencoder(image.mode, "raw", rawmode)
-        encoder.setimage(image.im, (0, top, image.width, bottom))
-        _, status, data = encoder.encode(expected)
+        try:
+            encoder.setimage(image.im, (0, top, image.width, bottom))
+            _, status, data = encoder.encode(expected)
+        finally:
+            encoder.cleanup()  # as tobytes does
     except Exception:  # a private API: any change in it means the public route
         return None
     if status != 1 or not isinstance(data, bytes) or len(data) != expected:
