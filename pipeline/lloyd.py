@@ -247,7 +247,7 @@ def lloyd(
 
     ``state`` holds each point's cluster, runner-up, bounds, and the centres they hold for
     (``anchor``: the last step's clusters are not formed, so the centres a step earlier), for
-    :func:`bounded_labels` to use afterwards. Given ``columns`` (the points by coordinate,
+    :meth:`LloydBounds.nearest` to use afterwards. Given ``columns`` (the points by coordinate,
     (dims, n); (dims, 0): not given), each step instead measures every point against every
     centre (:func:`_nearest_all`), and the bounds are left unset. ``guesses``, when given (one
     centre per point; else empty), start each point's first search instead of the previous
@@ -387,7 +387,7 @@ def weighted_lloyd(
 
 
 #: Slack (working units, 0–255 scale) a point's bounds must leave before they settle its label
-#: without a search in :func:`bounded_labels`. Bounds are sums and roots of a few dozen float64
+#: without a search in :meth:`LloydBounds.nearest`. Bounds are sums and roots of a few dozen float64
 #: values below 10^3, off by under 1e-11 in all; the slack keeps a rounding from ever passing
 #: off a tie or a nearer colour as settled.
 BOUND_SLACK = 1e-9
@@ -645,21 +645,11 @@ def kmeans_plusplus(points, weights, k: int, seed) -> np.ndarray:
 
 @njit(cache=True)
 def _inertia(columns, weights, centres):
-    """As :func:`inertia`, over points stored by coordinate (``columns``, (dims, n)): centre
-    by centre, so that the loops over the points vectorise."""
-    dims, n = columns.shape
-    nearest = np.full(n, np.inf)
-    squared = np.empty(n)
-    for c in range(centres.shape[0]):
-        for i in range(n):
-            squared[i] = 0.0
-        for j in range(dims):
-            row, target = columns[j], centres[c, j]
-            for i in range(n):
-                d = row[i] - target
-                squared[i] += d * d
-        for i in range(n):
-            nearest[i] = min(nearest[i], squared[i])
+    """As :func:`inertia`, over points stored by coordinate (``columns``, (dims, n)), their
+    nearest centres found by :func:`_nearest_all`."""
+    n = columns.shape[1]
+    nearest = np.empty(n)
+    _nearest_all(columns, centres, nearest, np.empty(n, np.int64))
     total = 0.0
     for i in range(n):
         total += weights[i] * nearest[i]
